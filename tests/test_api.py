@@ -1,0 +1,97 @@
+"""The public API: names, signatures, registry, bad input, larq summaries."""
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import larq as lq
+import pytest
+
+import zoo
+from zoo import build_model, list_models
+
+SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
+
+
+def test_entry_points_are_keyword_only_and_build_their_model():
+    model = zoo.BinaryDenseNet37Dilated(**SMALL)
+    assert model.name == "BinaryDenseNet37Dilated"
+    parameters = inspect.signature(zoo.BinaryDenseNet28).parameters.values()
+    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in parameters)
+    with pytest.raises(TypeError):
+        zoo.BinaryDenseNet28((32, 32, 3))
+
+
+@pytest.mark.parametrize("spelling", ["binary_densenet28", "BINARYDENSENET28", "bdn28"])
+def test_names_are_case_insensitive_and_accept_larq_zoo_spellings(spelling):
+    assert build_model(spelling, **SMALL).name == "BinaryDenseNet28"
+
+
+def test_unknown_name_lists_the_closest():
+    with pytest.raises(ValueError, match="Did you mean: .*BinaryDenseNet28"):
+        build_model("BinaryDenseNet29")
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [((32, 32), "rank 2"), ((0, 32, 3), "positive"), ((1, 1, 3), "minimum .* is 8")],
+)
+def test_bad_input_shapes(shape, message):
+    with pytest.raises(ValueError, match=message):
+        build_model("BinaryDenseNet28", input_shape=shape)
+
+
+def test_num_classes_contradicting_weights_with_top():
+    with pytest.raises(ValueError, match="1000 classes, but num_classes=10"):
+        build_model("BinaryDenseNet28", weights="imagenet", num_classes=10)
+
+
+def test_unknown_weights_name_lists_what_exists():
+    with pytest.raises(ValueError, match="available: 'imagenet'"):
+        build_model("BinaryDenseNet28", weights="cifar10")
+
+
+def test_unknown_config_option():
+    with pytest.raises(TypeError, match="no option \\['groups'\\]"):
+        build_model("BinaryDenseNet28", groups=4)
+
+
+def test_no_top_ends_in_features():
+    model = build_model("BinaryDenseNet28", include_top=False, **SMALL)
+    assert len(model.output_shape) == 4
+
+
+def test_every_registered_model_has_a_larq_summary():
+    records = list_models()
+    assert {r.family for r in records} >= {"BinaryDenseNet"}
+    for record in records:
+        lines = []
+        lq.models.summary(build_model(record.name), print_fn=lines.append)
+        text = "\n".join(lines)
+        assert "Total params" in text and "Model size" in text, record.name
+
+
+def test_docs_model_table_is_generated_from_the_registry():
+    """docs/models.md holds exactly what `python -m zoo list --markdown` prints."""
+    root = Path(__file__).resolve().parents[1]
+    generated = subprocess.run(
+        [sys.executable, "-m", "zoo", "list", "--markdown"],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout
+    assert "| BinaryDenseNet28 |" in generated
+    assert generated.strip() in (root / "docs" / "models.md").read_text(), (
+        "docs/models.md is stale: run `make docs`."
+    )
+
+
+def test_import_after_keras3_tensorflow_explains_the_fix():
+    code = (
+        "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
+        "import tensorflow as tf; tf.keras.layers.Layer\n"
+        "import zoo\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr and "TF_USE_LEGACY_KERAS=1" in result.stderr

@@ -1,0 +1,96 @@
+"""Weights: the download path (offline, through file:// URLs), hashes and mismatches."""
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from zoo import build_model, registry
+from zoo.weights import WeightsError, save, sha256_of
+
+SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "zoo_weights"
+
+
+def _publish(monkeypatch, name, url, sha256, num_classes=10, input_shape=(32, 32, 3)):
+    """Point the record's 'imagenet' weights at a local URL, as a release would be."""
+    record = registry.get_record(name)
+    weights = dataclasses.replace(
+        record.weights["imagenet"],
+        top=registry.WeightsFile(url, sha256),
+        num_classes=num_classes,
+        input_shape=input_shape,
+    )
+    patched = dataclasses.replace(record, weights={"imagenet": weights})
+    monkeypatch.setitem(registry._REGISTRY, record.name, patched)
+
+
+def test_named_weights_download_verify_and_load(tmp_path, cache, monkeypatch):
+    source = build_model("BinaryDenseNet28", **SMALL)
+    path = tmp_path / "release.h5"
+    digest = save(source, path, "BinaryDenseNet28")
+    _publish(monkeypatch, "BinaryDenseNet28", path.as_uri(), digest)
+
+    loaded = build_model("BinaryDenseNet28", weights="imagenet")
+    assert loaded.input_shape == (None, 32, 32, 3)
+    for a, b in zip(source.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert (cache / "release.h5").exists()
+
+
+def test_hash_mismatch_is_refused_and_not_cached(tmp_path, cache, monkeypatch):
+    source = build_model("BinaryDenseNet28", **SMALL)
+    path = tmp_path / "release.h5"
+    save(source, path, "BinaryDenseNet28")
+    _publish(monkeypatch, "BinaryDenseNet28", path.as_uri(), "0" * 64)
+
+    with pytest.raises(WeightsError, match="SHA-256"):
+        build_model("BinaryDenseNet28", weights="imagenet")
+    assert not (cache / "release.h5").exists()
+
+
+def test_offline_download_fails_fast_and_names_the_alternative(cache, monkeypatch):
+    url = "http://127.0.0.1:9/binary_densenet_28_weights.h5"  # nothing listens on port 9
+    _publish(monkeypatch, "BinaryDenseNet28", url, "0" * 64)
+    start = time.monotonic()
+    with pytest.raises(WeightsError) as error:
+        build_model("BinaryDenseNet28", weights="imagenet")
+    assert time.monotonic() - start < 20
+    assert url in str(error.value) and "weights='/path/to/file.h5'" in str(error.value)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_corrupt_local_file_gives_clear_error(tmp_path):
+    path = tmp_path / "broken.h5"
+    path.write_bytes(b"not an hdf5 file")
+    with pytest.raises(WeightsError, match="not a readable HDF5"):
+        build_model("BinaryDenseNet28", weights=str(path), **SMALL)
+
+
+def test_weights_of_another_architecture_name_both(tmp_path):
+    path = tmp_path / "bdn37.h5"
+    save(build_model("BinaryDenseNet37", **SMALL), path, "BinaryDenseNet37")
+    with pytest.raises(WeightsError) as error:
+        build_model("BinaryDenseNet28", weights=str(path), **SMALL)
+    assert "BinaryDenseNet37" in str(error.value) and "BinaryDenseNet28" in str(error.value)
+
+
+def test_the_published_imagenet_records_pin_larq_zoo_files():
+    for record in registry.list_models("BinaryDenseNet"):
+        weights = record.weights["imagenet"]
+        for file in (weights.top, weights.no_top):
+            assert file.location.startswith("https://github.com/larq/zoo/releases/download/")
+            assert len(file.sha256) == 64 and int(file.sha256, 16) >= 0
+        assert weights.metrics["top1"] > 60
+
+
+def test_sha256_of_a_known_file(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"abc")
+    assert sha256_of(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -1,0 +1,1 @@
+"""Model builders; each module registers its variants in `zoo.registry`."""

@@ -1,0 +1,69 @@
+"""Model costs as larq counts them: the numbers behind `python -m zoo list` and the docs."""
+
+from dataclasses import asdict, dataclass
+
+import larq as lq
+
+BITS_PER_MB = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Profile:
+    params: int  # Keras' count, BatchNorm statistics included (what larq-zoo publishes)
+    binary_params: int
+    float_params: int  # larq's count: BatchNorm folded to 2 values per channel
+    memory_mb: float  # larq's model size: 1-bit weights at 1 bit, the rest at 32
+    binary_macs: int
+    float_macs: int
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def profile(model) -> Profile:
+    p = lq.models.ModelProfile(model)
+    return Profile(
+        params=model.count_params(),
+        binary_params=p.weight_count(bitwidth=1),
+        float_params=p.weight_count(bitwidth=32),
+        memory_mb=p.memory / BITS_PER_MB,
+        binary_macs=p.op_count("mac", 1),
+        float_macs=p.op_count("mac", 32),
+    )
+
+
+COLUMNS = (
+    ("Model", lambda r, p: r.name),
+    ("Family", lambda r, p: r.family),
+    ("Input", lambda r, p: "x".join(str(s) for s in r.default_input_shape)),
+    ("Params", lambda r, p: f"{p.params:,}"),
+    ("1-bit params", lambda r, p: f"{p.binary_params:,}"),
+    ("32-bit params (BN folded)", lambda r, p: f"{p.float_params:,}"),
+    ("Memory (MB)", lambda r, p: f"{p.memory_mb:.2f}"),
+    ("Binary MACs (M)", lambda r, p: f"{p.binary_macs / 1e6:,.1f}"),
+    ("Float MACs (M)", lambda r, p: f"{p.float_macs / 1e6:,.1f}"),
+    ("Weights", lambda r, p: ", ".join(_weights_cell(k, w) for k, w in r.weights.items()) or "-"),
+)
+
+
+def _weights_cell(key, weights):
+    top1 = weights.metrics.get("top1")
+    return f"{key} ({top1:.2f}% top-1)" if top1 is not None else key
+
+
+def model_table(records, markdown: bool = False) -> str:
+    """Build each record's model at its default input and tabulate its profile."""
+    from zoo.registry import build_model
+
+    rows = []
+    for record in records:
+        model = build_model(record.name)
+        rows.append([cell(record, profile(model)) for _, cell in COLUMNS])
+    header = [title for title, _ in COLUMNS]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(x) for x in column) for column in zip(header, *rows)]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    return "\n".join(fmt.format(*row) for row in [header, *rows])

@@ -1,0 +1,42 @@
+"""The quantizer choices of every binary layer in the zoo, in one place.
+
+A `BinaryQuantization` names how activations and weights are binarized and how latent
+weights are clipped. Layers ask it for fresh quantizer objects (`conv_kwargs`), so no
+two layers share a stateful quantizer instance.
+"""
+
+from dataclasses import dataclass
+
+import larq as lq
+
+
+@dataclass(frozen=True)
+class BinaryQuantization:
+    activation: str  # "ste_sign" or "approx_sign"
+    clip_value: float  # STE clip for activations/weights and the latent-weight clip
+
+    def input_quantizer(self):
+        if self.activation == "approx_sign":
+            return lq.quantizers.ApproxSign()
+        return lq.quantizers.SteSign(clip_value=self.clip_value)
+
+    def kernel_quantizer(self):
+        return lq.quantizers.SteSign(clip_value=self.clip_value)
+
+    def kernel_constraint(self):
+        return lq.constraints.WeightClip(clip_value=self.clip_value)
+
+    def conv_kwargs(self) -> dict:
+        return dict(
+            input_quantizer=self.input_quantizer(),
+            kernel_quantizer=self.kernel_quantizer(),
+            kernel_constraint=self.kernel_constraint(),
+        )
+
+
+# BinaryDenseNet (Bethge et al.): SteSign with clip 1.3 on inputs and weights.
+DENSENET = BinaryQuantization(activation="ste_sign", clip_value=1.3)
+
+# Searched networks: ApproxSign (Bi-Real Net) on activations for a gradient closer to
+# sign's, SteSign on weights with the usual clip at 1.
+APPROX_SIGN = BinaryQuantization(activation="approx_sign", clip_value=1.0)

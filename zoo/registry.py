@@ -1,0 +1,217 @@
+"""One record per model: the single source for its builder, weights and docs row.
+
+`build_model` validates arguments against the record, builds the network through the
+record's builder and configuration, and loads weights through `zoo.weights`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, Sequence
+
+from zoo import weights as weights_io
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file: an URL (`https://`, `file://`) or a file in `zoo/weights/`."""
+
+    location: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Pretrained weights with everything needed to use and trust them."""
+
+    dataset: str
+    top: WeightsFile
+    no_top: Optional[WeightsFile] = None
+    num_classes: int = 1000
+    input_shape: Sequence[int] = (224, 224, 3)
+    preprocessing: str = "imagenet"  # a key of zoo.preprocessing.PREPROCESSING
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    source: str = ""  # who trained them, with which command or recipe
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    family: str
+    builder: Callable  # builder(*, input_shape, num_classes, include_top, name, **config)
+    config: Mapping
+    paper: str
+    default_input_shape: Sequence[int]
+    min_input_size: int
+    aliases: Sequence[str] = ()
+    weights: Mapping[str, Weights] = field(default_factory=dict)
+    default_num_classes: int = 1000
+
+
+_REGISTRY: dict[str, ModelRecord] = {}
+_LOOKUP: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("-", "_").replace(" ", "")
+
+
+def register(record: ModelRecord) -> ModelRecord:
+    for spelling in (record.name, *record.aliases):
+        key = _key(spelling)
+        if key in _LOOKUP and _LOOKUP[key] != record.name:
+            raise ValueError(f"Model name {spelling!r} is already registered.")
+        _LOOKUP[key] = record.name
+    _REGISTRY[record.name] = record
+    return record
+
+
+def list_models(family: Optional[str] = None) -> list[ModelRecord]:
+    """The registered records, in registration order, optionally of one family."""
+    return [r for r in _REGISTRY.values() if family is None or r.family == family]
+
+
+def get_record(name: str) -> ModelRecord:
+    if not isinstance(name, str):
+        raise TypeError(f"A model name must be a string, got {name!r}.")
+    try:
+        return _REGISTRY[_LOOKUP[_key(name)]]
+    except KeyError:
+        close = difflib.get_close_matches(_key(name), list(_LOOKUP), n=3, cutoff=0.5)
+        suggestions = sorted({_LOOKUP[c] for c in close})
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} `zoo.list_models()` lists all "
+            f"{len(_REGISTRY)} models."
+        ) from None
+
+
+def _check_input_shape(record: ModelRecord, input_shape) -> tuple:
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"{record.name} takes input_shape=(height, width, channels), got {shape} "
+            f"(rank {len(shape)})."
+        )
+    height, width, channels = shape
+    if not isinstance(channels, int) or channels <= 0:
+        raise ValueError(f"{record.name}: channels must be a positive int, got {shape}.")
+    for size in (height, width):
+        if size is None:
+            continue
+        if not isinstance(size, int) or size <= 0:
+            raise ValueError(
+                f"{record.name}: height and width must be positive ints or None, "
+                f"got {shape}."
+            )
+        if size < record.min_input_size:
+            raise ValueError(
+                f"{record.name}: input {height}x{width} is too small; the minimum "
+                f"height and width is {record.min_input_size}."
+            )
+    return shape
+
+
+def _resolve_weights(record: ModelRecord, weights, include_top, num_classes, input_shape):
+    """Return (named Weights or None, num_classes, input_shape) after consistency checks."""
+    if weights is None or (isinstance(weights, str) and os.path.exists(weights)):
+        shape = input_shape or record.default_input_shape
+        return None, num_classes or record.default_num_classes, shape
+    if not isinstance(weights, (str, os.PathLike)) or weights not in record.weights:
+        available = ", ".join(repr(k) for k in record.weights) or "none yet"
+        raise ValueError(
+            f"{record.name}: weights={weights!r} is neither a named set of weights "
+            f"(available: {available}), None, nor an existing file path."
+        )
+    named = record.weights[weights]
+    if include_top and num_classes is not None and num_classes != named.num_classes:
+        raise ValueError(
+            f"{record.name}: weights={weights!r} classify {named.num_classes} classes, "
+            f"but num_classes={num_classes}. Pass include_top=False to use other "
+            f"classes, or leave num_classes unset."
+        )
+    if include_top and input_shape is not None:
+        if tuple(input_shape)[-1] != named.input_shape[-1]:
+            raise ValueError(
+                f"{record.name}: weights={weights!r} expect {named.input_shape[-1]} "
+                f"input channels, got input_shape={tuple(input_shape)}."
+            )
+    return named, named.num_classes, input_shape or named.input_shape
+
+
+def build_model(
+    name: str,
+    *,
+    input_shape: Optional[Sequence[Optional[int]]] = None,
+    num_classes: Optional[int] = None,
+    weights: Optional[str] = None,
+    include_top: bool = True,
+    **config_overrides,
+):
+    """Build a registered model by name (case-insensitive; larq-zoo spellings accepted).
+
+    `weights` is None (random init), the name of a pretrained set (e.g. "imagenet",
+    "fashion_mnist"), or the path of a weights file. Extra keyword arguments override
+    the record's configuration (e.g. `groups=` for BinaryMobileNet).
+    """
+    record = get_record(name)
+    named, num_classes, input_shape = _resolve_weights(
+        record, weights, include_top, num_classes, input_shape
+    )
+    if not isinstance(num_classes, int) or num_classes <= 0:
+        raise ValueError(f"{record.name}: num_classes must be a positive int.")
+    input_shape = _check_input_shape(record, input_shape)
+    unknown = set(config_overrides) - set(record.config)
+    if unknown:
+        raise TypeError(
+            f"{record.name} has no option {sorted(unknown)}; its configuration keys "
+            f"are {sorted(record.config)}."
+        )
+    model = record.builder(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        name=record.name,
+        **{**record.config, **config_overrides},
+    )
+    if named is not None:
+        file = named.top if include_top else named.no_top
+        if file is None:
+            raise ValueError(f"{record.name}: weights={weights!r} have no no-top file.")
+        path = weights_io.fetch(file.location, file.sha256)
+        weights_io.load_into(model, path, record.name)
+    elif weights is not None:
+        weights_io.load_into(model, weights, record.name)
+    return model
+
+
+def entry_point(model_name: str):
+    """A Keras-applications-style function for one registered model."""
+
+    def build(
+        *,
+        input_shape: Optional[Sequence[Optional[int]]] = None,
+        num_classes: Optional[int] = None,
+        weights: Optional[str] = None,
+        include_top: bool = True,
+        **config_overrides,
+    ):
+        return build_model(
+            model_name,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            weights=weights,
+            include_top=include_top,
+            **config_overrides,
+        )
+
+    record = get_record(model_name)
+    build.__name__ = build.__qualname__ = model_name.replace("-", "_")
+    build.__doc__ = (
+        f"Build {record.name} ({record.family}; {record.paper}).\n\n"
+        f"Same keyword-only arguments as `zoo.build_model`. Pretrained weights: "
+        f"{', '.join(record.weights) or 'none'}."
+    )
+    return build
