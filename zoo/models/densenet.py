@@ -31,11 +31,13 @@ def binary_densenet(
     dilation_rates,
     growth_rate=64,
     initial_filters=64,
+    small_stem_strides=1,
 ):
+    """The BinaryDenseNet topology; `small_stem_strides` downsamples small inputs early."""
     quant = quantizers.DENSENET
     inputs = tf.keras.Input(shape=input_shape)
     if input_shape[0] is not None and input_shape[0] < SMALL_INPUT_THRESHOLD:
-        x = layers.full_precision_conv(initial_filters, 3)(inputs)
+        x = layers.full_precision_conv(initial_filters, 3, strides=small_stem_strides)(inputs)
     else:
         x = layers.full_precision_conv(initial_filters, 7, strides=2)(inputs)
         x = layers.batch_norm()(x)
@@ -64,10 +66,10 @@ def binary_densenet(
     return tf.keras.Model(inputs, x, name=name)
 
 
-def min_input_size(dilation_rates) -> int:
+def min_input_size(dilation_rates, small_stem_strides=1) -> int:
     """Each transition before an undilated block halves the map (small-input stem)."""
     pools = sum(1 for rate in dilation_rates[1:] if rate == 1)
-    return 2**pools
+    return small_stem_strides * 2**pools
 
 
 _RELEASES = "https://github.com/larq/zoo/releases/download/"
@@ -117,6 +119,7 @@ VARIANTS = {
     "BinaryDenseNet45": (("binary_densenet45", "bdn45"), (6, 12, 14, 8), (2.7, 3.3, 4), (1, 1, 1, 1)),
 }
 
+
 for _name, (_aliases, _layers, _reductions, _dilations) in VARIANTS.items():
     register(
         ModelRecord(
@@ -129,6 +132,7 @@ for _name, (_aliases, _layers, _reductions, _dilations) in VARIANTS.items():
                 dilation_rates=_dilations,
                 growth_rate=64,
                 initial_filters=64,
+                small_stem_strides=1,
             ),
             paper=PAPER,
             default_input_shape=(224, 224, 3),
@@ -137,3 +141,26 @@ for _name, (_aliases, _layers, _reductions, _dilations) in VARIANTS.items():
             weights={"imagenet": imagenet_weights(_name)},
         )
     )
+
+# Sized for 28x28 gray-scale input on a CPU: a stride-2 stem and growth 32 keep it at
+# ~16 M binary MACs (~660 training images/s on 2 cores, against ~50 for 100 M MACs).
+register(
+    ModelRecord(
+        name="BinaryDenseNetTiny",
+        family="BinaryDenseNet",
+        builder=binary_densenet,
+        config=dict(
+            layers_per_block=(3, 3, 3),
+            reductions=(2, 2),
+            dilation_rates=(1, 1, 1),
+            growth_rate=32,
+            initial_filters=32,
+            small_stem_strides=2,
+        ),
+        paper=PAPER + "; configuration ours",
+        default_input_shape=(28, 28, 1),
+        min_input_size=min_input_size((1, 1, 1), small_stem_strides=2),
+        aliases=("binary_densenet_tiny",),
+        default_num_classes=10,
+    )
+)

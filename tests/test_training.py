@@ -1,0 +1,152 @@
+"""The training CLI end to end on real data: ImageNet JPEGs, Fashion-MNIST, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tests.conftest import SAMPLES
+from tests.imagenet_manual import build_manual_dir
+from training import datasets, train
+from training.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(ROOT / "training" / "train.py")]
+
+
+def _run(args, env=None, **kwargs):
+    return subprocess.run(TRAIN + args, capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, **kwargs)
+
+
+def _metrics(output_dir):
+    return json.loads((Path(output_dir) / "metrics.json").read_text())
+
+
+def test_imagenet_through_the_real_tfds_builder(tmp_path):
+    manual = build_manual_dir(tmp_path / "manual", train_images=8, val_images=4)
+    out = tmp_path / "run"
+    result = _run(
+        ["imagenet", "--model", "BinaryDenseNet28", "--data-dir", str(manual),
+         "--epochs", "1", "--batch-size", "4", "--output-dir", str(out)],
+        env={"TFDS_DATA_DIR": str(tmp_path / "tfds")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = _metrics(out)
+    assert metrics["input_shape"] == [224, 224, 3] and metrics["preprocessing"] == "imagenet"
+    assert metrics["epochs"][0]["optimizer_step"] == 2  # 8 images / batch 4
+    assert 0.0 <= metrics["final"]["top1"] <= 1.0
+    assert (out / "final.h5").exists() and (out / "curves.png").exists()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_grayscale_jpegs_decode_to_three_channels(training):
+    import tensorflow as tf
+
+    gray = [p for p in sorted(SAMPLES.glob("*.JPEG"))
+            if tf.io.decode_jpeg(p.read_bytes()).shape[-1] == 1]
+    assert len(gray) == 23
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {"image": [p.read_bytes() for p in gray[:2]], "label": [0, 1]}
+    )
+    spec = datasets.get_spec("imagenet")
+    images, _ = next(iter(datasets.pipeline(dataset, spec, training=training, batch_size=2)))
+    assert images.shape == (2, 224, 224, 3)
+
+
+def test_fashion_mnist_one_epoch_learns(tmp_path):
+    """One epoch on 12,000 real training images, scored on all 10,000 test images.
+
+    Chance is 10%; the threshold of 70% cannot be met without learned features (a
+    linear classifier on raw pixels needs full-data training to pass ~80%).
+    """
+    out = tmp_path / "run"
+    result = _run(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
+                   "--train-examples", "12000", "--output-dir", str(out), "--export-tflite"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = _metrics(out)
+    assert metrics["final"]["top1"] >= 0.70, metrics["final"]
+    assert metrics["tflite"]["bytes"] == (out / "BinaryDenseNetTiny.tflite").stat().st_size > 0
+    scored = evaluate("fashion_mnist", "BinaryDenseNetTiny", str(out / "final.h5"))
+    assert abs(scored["top1"] - metrics["final"]["top1"]) < 1e-6
+
+
+def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
+    out = tmp_path / "run"
+    args = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "3",
+            "--batch-size", "64", "--train-examples", "3200", "--test-examples", "500",
+            "--output-dir", str(out)]
+    process = subprocess.Popen(TRAIN + args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if (out / "metrics.json").exists() and len(_metrics(out)["epochs"]) >= 1:
+            break
+        time.sleep(0.2)
+    time.sleep(2.0)  # well inside epoch 2 (an epoch takes several seconds)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    completed = len(_metrics(out)["epochs"])
+    assert completed in (1, 2)
+
+    refused = _run(args)
+    assert refused.returncode != 0 and "--resume" in refused.stderr
+
+    resumed = _run(args + ["--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Epoch {completed + 1}/3" in resumed.stdout + resumed.stderr
+    assert f"Epoch {completed}/3" not in resumed.stdout + resumed.stderr
+    epochs = _metrics(out)["epochs"]
+    steps = 3200 // 64
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    # The optimizer's step (and with it the cosine schedule) carried over the kill.
+    assert [e["optimizer_step"] for e in epochs] == [steps, 2 * steps, 3 * steps]
+    rates = [e["learning_rate"] for e in epochs]
+    expected = [0.001 * (1 + np.cos(np.pi * k / 3)) for k in (1, 2, 3)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "mnist"])
+def test_other_datasets_end_to_end_with_tfds_mock_data(name, tmp_path):
+    args = train.parse_args([name, "--model", "BinaryDenseNetTiny", "--epochs", "1",
+                             "--batch-size", "16", "--train-examples", "64",
+                             "--test-examples", "32", "--output-dir", str(tmp_path)])
+    with tfds.testing.mock_data(num_examples=64):
+        summary = train.run(args)
+    spec = datasets.get_spec(name)
+    assert summary["input_shape"] == list(spec.input_shape)
+    assert summary["epochs"][0]["optimizer_step"] == 4
+
+
+def test_missing_imagenet_says_what_to_download(tmp_path):
+    result = _run(["imagenet", "--data-dir", str(tmp_path / "empty"),
+                   "--output-dir", str(tmp_path / "run")],
+                  env={"TFDS_DATA_DIR": str(tmp_path / "tfds")})
+    assert result.returncode != 0
+    assert "ILSVRC2012_img_train.tar" in result.stderr and "--data-dir" in result.stderr
+
+
+def test_fashion_mnist_idx_files_from_a_data_dir(tmp_path):
+    source = datasets.find_fashion_mnist(None)
+    assert source is not None, "install Debian's dataset-fashion-mnist (see .ci/run)"
+    for pair in datasets.FASHION_MNIST_FILES.values():
+        for name in pair:
+            (tmp_path / name).symlink_to(source / name)
+    assert datasets.find_fashion_mnist(str(tmp_path)) == tmp_path
+    test = datasets.load_split(datasets.get_spec("fashion_mnist"), "test", str(tmp_path))
+    example = next(iter(test))
+    assert example["image"].shape == (28, 28, 1) and example["image"].dtype == "uint8"
+    assert int(test.cardinality()) == 10_000
+
+
+def test_unknown_dataset_is_rejected():
+    with pytest.raises(ValueError, match="choose one of"):
+        datasets.get_spec("imagenet21k")

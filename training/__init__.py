@@ -1,0 +1,1 @@
+"""How a model is trained: data sets, recipes, the training loop, evaluation, export."""

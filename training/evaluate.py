@@ -1,0 +1,62 @@
+"""Top-1/top-5 of a model on a data set's test split.
+
+    python training/evaluate.py fashion_mnist --model BinaryDenseNetTiny --weights fashion_mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zoo  # noqa: E402
+
+from training import datasets  # noqa: E402
+from training.train import compile_for_classification  # noqa: E402
+
+
+def evaluate(dataset: str, model_name: str, weights, *, data_dir=None, batch_size=256,
+             limit=None, image_size=None) -> dict:
+    spec = datasets.get_spec(dataset)
+    record = zoo.get_record(model_name)
+    size = image_size or spec.input_shape[0]
+    model = zoo.build_model(record.name, weights=weights, num_classes=spec.num_classes,
+                            input_shape=(size, size, spec.input_shape[2]))
+    compile_for_classification(model)
+    test = datasets.pipeline(
+        datasets.load_split(spec, spec.test_split, data_dir), spec, training=False,
+        batch_size=batch_size, preprocessing_name=datasets.preprocessing_for(record, spec),
+        image_size=size, limit=limit,
+    )
+    loss, top1, top5 = model.evaluate(test, verbose=0)
+    return {"model": record.name, "dataset": spec.name, "weights": str(weights),
+            "top1": top1, "top5": top5, "loss": loss}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python training/evaluate.py", description=__doc__)
+    parser.add_argument("dataset", choices=sorted(datasets.DATASETS))
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--weights", required=True, help="a named set or a file path")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--test-examples", type=int)
+    parser.add_argument("--image-size", type=int)
+    args = parser.parse_args(argv)
+    try:
+        result = evaluate(args.dataset, args.model, args.weights, data_dir=args.data_dir,
+                          batch_size=args.batch_size, limit=args.test_examples,
+                          image_size=args.image_size)
+    except (datasets.DatasetMissingError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    print(f"{result['model']} on {result['dataset']}: top-1 {100 * result['top1']:.2f}%, "
+          f"top-5 {100 * result['top5']:.2f}%")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Training recipes: the defaults of `train.py` for each (model, data set).
+
+ImageNet recipes are larq-zoo's published ones for the BinaryDenseNets. Small-data
+recipes are ours: Adam with a cosine decay, which trains latent binary weights stably
+without tuning a step schedule per model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    schedule: str = "cosine"  # "cosine" or "step"
+    decay_epochs: tuple = ()  # for "step": multiply the rate by 0.1 at each of these
+    optimizer: str = "adam"
+    adam_epsilon: float = 1e-8
+
+    def as_dict(self):
+        return asdict(self)
+
+
+IMAGENET = {
+    "BinaryDenseNet28": Recipe(120, 256, 4e-3, "step", (100, 110)),
+    "BinaryDenseNet37": Recipe(120, 192, 4e-3, "step", (100, 110)),
+    "BinaryDenseNet37Dilated": Recipe(80, 256, 4e-3, "step", (60, 70)),
+    "BinaryDenseNet45": Recipe(125, 384, 8e-3, "step", (80, 100)),
+}
+IMAGENET_DEFAULT = Recipe(120, 256, 4e-3, "step", (100, 110))
+
+SMALL_DATA_DEFAULT = {
+    "mnist": Recipe(6, 128, 2e-3),
+    "fashion_mnist": Recipe(20, 128, 2e-3),
+    "cifar10": Recipe(100, 128, 2e-3),
+    "cifar100": Recipe(100, 128, 2e-3),
+}
+
+# Recipes that differ from the data set's default, keyed by (model name, data set).
+SPECIFIC: dict = {}
+
+
+def recipe_for(model_name: str, dataset: str, **overrides) -> Recipe:
+    """The recipe for a model on a data set, with command-line overrides applied."""
+    if dataset == "imagenet":
+        recipe = IMAGENET.get(model_name, IMAGENET_DEFAULT)
+    else:
+        recipe = SPECIFIC.get((model_name, dataset), SMALL_DATA_DEFAULT[dataset])
+    return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})

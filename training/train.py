@@ -1,0 +1,221 @@
+"""Train a zoo model on a data set: `python training/train.py DATASET [--model NAME] ...`.
+
+A run writes into --output-dir: a checkpoint every epoch (model, optimizer and epoch, for
+--resume), TensorBoard logs, best.h5 and final.h5 weights, metrics.json, curves.png, and
+with --export-tflite a Larq Compute Engine flatbuffer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zoo  # noqa: E402  (Keras 2 before TensorFlow)
+import tensorflow as tf  # noqa: E402
+
+from training import datasets, distribute, export, recipes, report  # noqa: E402
+
+BACKUP_DIR = "checkpoint"
+
+
+class RunExistsError(RuntimeError):
+    """The output directory holds another run; refuse rather than overwrite it."""
+
+
+def learning_rate_schedule(recipe: recipes.Recipe, steps_per_epoch: int):
+    if recipe.schedule == "step":
+        boundaries = [e * steps_per_epoch for e in recipe.decay_epochs]
+        values = [recipe.learning_rate * 0.1**i for i in range(len(boundaries) + 1)]
+        return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    if recipe.schedule == "cosine":
+        return tf.keras.optimizers.schedules.CosineDecay(
+            recipe.learning_rate, decay_steps=max(1, recipe.epochs * steps_per_epoch)
+        )
+    raise ValueError(f"Unknown schedule {recipe.schedule!r}; use 'cosine' or 'step'.")
+
+
+def make_optimizer(recipe: recipes.Recipe, schedule):
+    if recipe.optimizer != "adam":
+        raise ValueError(f"Unknown optimizer {recipe.optimizer!r}; use 'adam'.")
+    return tf.keras.optimizers.Adam(schedule, epsilon=recipe.adam_epsilon)
+
+
+def compile_for_classification(model, optimizer="adam"):
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=[
+            tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"),
+        ],
+    )
+
+
+class EpochRecorder(tf.keras.callbacks.Callback):
+    """After each epoch: append its metrics, save best weights, rewrite JSON and plot."""
+
+    def __init__(self, output_dir: Path, summary: dict, model_name: str,
+                 images_per_epoch: int, schedule):
+        super().__init__()
+        self.schedule = schedule
+        self.output_dir = output_dir
+        self.summary = summary
+        self.model_name = model_name
+        self.images_per_epoch = images_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        optimizer = self.model.optimizer
+        row.update(
+            seconds=seconds,
+            images_per_second=self.images_per_epoch / seconds,
+            optimizer_step=int(optimizer.iterations.numpy()),
+            learning_rate=float(self.schedule(optimizer.iterations)),
+        )
+        # After a resume, rows of epochs that were not checkpointed are replaced.
+        self.summary["epochs"] = [e for e in self.summary["epochs"] if e["epoch"] <= epoch]
+        self.summary["epochs"].append(row)
+        best = self.summary.get("best")
+        if "val_accuracy" in row and (best is None or row["val_accuracy"] > best["top1"]):
+            digest = report.save_weights(self.model, self.output_dir / "best.h5", self.model_name)
+            self.summary["best"] = {"epoch": epoch + 1, "top1": row["val_accuracy"],
+                                    "top5": row.get("val_top5"), "sha256": digest}
+        report.write_json(self.output_dir / "metrics.json", self.summary)
+        report.plot_curves(self.summary["epochs"], self.output_dir / "curves.png",
+                           f"{self.model_name} on {self.summary['dataset']}")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python training/train.py", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("dataset", choices=sorted(datasets.DATASETS))
+    parser.add_argument("--model", default="BinaryDenseNet28", help="a name from `python -m zoo list`")
+    parser.add_argument("--model-config", type=json.loads, default={},
+                        help='JSON overrides of the model configuration, e.g. \'{"groups": [1, 2]}\'')
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, dest="learning_rate")
+    parser.add_argument("--schedule", choices=["cosine", "step"])
+    parser.add_argument("--image-size", type=int, help="ImageNet crop size (default 224)")
+    parser.add_argument("--data-dir", help="TFDS data dir; for imagenet, the manual directory")
+    parser.add_argument("--output-dir", help="default: runs/MODEL-DATASET")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--export-tflite", action="store_true")
+    parser.add_argument("--train-examples", type=int, help="use only the first N (smoke runs)")
+    parser.add_argument("--test-examples", type=int, help="evaluate on the first N only")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def run(args) -> dict:
+    """Train as `args` say; return the run's summary (also written to metrics.json)."""
+    spec = datasets.get_spec(args.dataset)
+    record = zoo.get_record(args.model)
+    recipe = recipes.recipe_for(
+        record.name, spec.name, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, schedule=args.schedule,
+    )
+    output_dir = Path(args.output_dir or f"runs/{record.name}-{spec.name}")
+    _claim_output_dir(output_dir, args.resume)
+    tf.keras.utils.set_random_seed(args.seed)
+
+    preprocessing = datasets.preprocessing_for(record, spec)
+    size = args.image_size or spec.input_shape[0]
+    input_shape = (size, size, spec.input_shape[2])
+    train = datasets.pipeline(
+        datasets.load_split(spec, spec.train_split, args.data_dir), spec, training=True,
+        batch_size=recipe.batch_size, preprocessing_name=preprocessing, image_size=size,
+        limit=args.train_examples, seed=args.seed,
+    )
+    test = datasets.pipeline(
+        datasets.load_split(spec, spec.test_split, args.data_dir), spec, training=False,
+        batch_size=recipe.batch_size, preprocessing_name=preprocessing, image_size=size,
+        limit=args.test_examples,
+    )
+    steps_per_epoch = _count_batches(train)
+    schedule = learning_rate_schedule(recipe, steps_per_epoch)
+
+    with distribute.get_strategy().scope():
+        model = zoo.build_model(record.name, input_shape=input_shape,
+                                num_classes=spec.num_classes, **args.model_config)
+        compile_for_classification(model, make_optimizer(recipe, schedule))
+
+    summary = report.read_json(output_dir / "metrics.json") if args.resume else None
+    summary = summary or {
+        "model": record.name, "dataset": spec.name, "model_config": args.model_config,
+        "recipe": recipe.as_dict(), "preprocessing": preprocessing,
+        "input_shape": list(input_shape), "command": _command_line(), "epochs": [],
+    }
+    callbacks = [  # the recorder first: metrics never lag behind the checkpoint
+        EpochRecorder(output_dir, summary, record.name, steps_per_epoch * recipe.batch_size,
+                      schedule),
+        tf.keras.callbacks.BackupAndRestore(str(output_dir / BACKUP_DIR), delete_checkpoint=False),
+        tf.keras.callbacks.TensorBoard(str(output_dir / "tensorboard")),
+    ]
+    model.fit(train, epochs=recipe.epochs, validation_data=test, callbacks=callbacks,
+              verbose=1 if sys.stdout.isatty() else 2)
+
+    loss, top1, top5 = model.evaluate(test, verbose=0)
+    digest = report.save_weights(model, output_dir / "final.h5", record.name)
+    seconds = sum(e["seconds"] for e in summary["epochs"])
+    summary.update(
+        final={"top1": top1, "top5": top5, "loss": loss, "sha256": digest},
+        wall_time_seconds=seconds,
+        images_per_second=steps_per_epoch * recipe.batch_size * len(summary["epochs"]) / max(seconds, 1e-9),
+    )
+    if args.export_tflite:
+        path = output_dir / f"{record.name}.tflite"
+        summary["tflite"] = {"path": path.name, "bytes": export.export_tflite(model, path)}
+    report.write_json(output_dir / "metrics.json", summary)
+    report.plot_curves(summary["epochs"], output_dir / "curves.png", f"{record.name} on {spec.name}")
+    print(f"{record.name} on {spec.name}: top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}% "
+          f"({seconds:.0f} s); outputs in {output_dir}")
+    return summary
+
+
+def _claim_output_dir(output_dir: Path, resume: bool) -> None:
+    has_run = (output_dir / "metrics.json").exists() or (output_dir / BACKUP_DIR).exists()
+    if has_run and not resume:
+        raise RunExistsError(
+            f"{output_dir} already holds a run. Pass --resume to continue it, or choose "
+            "another --output-dir; nothing was overwritten."
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _count_batches(dataset) -> int:
+    batches = int(dataset.cardinality())
+    if batches < 0:  # unknown: count once (cheap for the cached small data sets)
+        batches = sum(1 for _ in dataset)
+    if batches == 0:
+        raise ValueError("The training split has fewer examples than one batch.")
+    return batches
+
+
+def _command_line() -> str:
+    return "python training/train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (datasets.DatasetMissingError, RunExistsError, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
