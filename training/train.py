@@ -73,14 +73,22 @@ class EpochRecorder(tf.keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.validation_started = None
+
+    def on_test_begin(self, logs=None):  # fit's validation pass: training time ends here
+        if self.validation_started is None:
+            self.validation_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.started
+        now = time.perf_counter()
+        seconds = now - self.started
+        train_seconds = (self.validation_started or now) - self.started
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         optimizer = self.model.optimizer
         row.update(
             seconds=seconds,
-            images_per_second=self.images_per_epoch / seconds,
+            train_seconds=train_seconds,
+            images_per_second=self.images_per_epoch / train_seconds,
             optimizer_step=int(optimizer.iterations.numpy()),
             learning_rate=float(self.schedule(optimizer.iterations)),
         )
@@ -171,10 +179,12 @@ def run(args) -> dict:
     loss, top1, top5 = model.evaluate(test, verbose=0)
     digest = report.save_weights(model, output_dir / "final.h5", record.name)
     seconds = sum(e["seconds"] for e in summary["epochs"])
+    train_seconds = sum(e["train_seconds"] for e in summary["epochs"])
+    images = steps_per_epoch * recipe.batch_size * len(summary["epochs"])
     summary.update(
         final={"top1": top1, "top5": top5, "loss": loss, "sha256": digest},
         wall_time_seconds=seconds,
-        images_per_second=steps_per_epoch * recipe.batch_size * len(summary["epochs"]) / max(seconds, 1e-9),
+        images_per_second=images / max(train_seconds, 1e-9),
     )
     if args.export_tflite:
         path = output_dir / f"{record.name}.tflite"

@@ -17,19 +17,21 @@ from zoo.registry import (  # noqa: E402
     get_record,
     list_models,
 )
-from zoo.models import densenet  # noqa: E402,F401  (registers the BinaryDenseNets)
+from zoo.models import densenet, mobilenet  # noqa: E402,F401  (register their models)
 from zoo.profile import profile  # noqa: E402
 
 BinaryDenseNet28 = entry_point("BinaryDenseNet28")
 BinaryDenseNet37 = entry_point("BinaryDenseNet37")
 BinaryDenseNet37Dilated = entry_point("BinaryDenseNet37Dilated")
 BinaryDenseNet45 = entry_point("BinaryDenseNet45")
+BinaryMobileNet = entry_point("BinaryMobileNet")
 
 __all__ = [
     "BinaryDenseNet28",
     "BinaryDenseNet37",
     "BinaryDenseNet37Dilated",
     "BinaryDenseNet45",
+    "BinaryMobileNet",
     "ModelRecord",
     "Weights",
     "WeightsFile",

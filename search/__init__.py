@@ -1,0 +1,1 @@
+"""How a model is found: evolutionary group search and differentiable cell search."""

@@ -1,0 +1,120 @@
+"""Regularized (aging) evolution as a keras-tuner Oracle (Real et al. 2019).
+
+The population is the `population_size` most recently created completed trials: adding a
+child retires the oldest member, whatever its fitness. A child is the best of
+`sample_size` members drawn with replacement, mutated (each gene resampled with
+probability `mutation_rate`, at least one), optionally crossed with a second tournament
+winner first. A candidate already tried or over the budget is rejected before it is
+evaluated. All state is derived from the trials, so a reloaded search goes on unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+
+import keras_tuner as kt
+
+MAX_ATTEMPTS = 2000
+
+
+class BudgetError(ValueError):
+    """No configuration of the search space meets the budget."""
+
+
+def gene_name(block: int) -> str:
+    return f"groups_{block:02d}"
+
+
+class AgingEvolutionOracle(kt.Oracle):
+    def __init__(self, choices, cost_fn, budget: dict, *, population_size=20, sample_size=5,
+                 mutation_rate=0.1, crossover=False, max_trials=100, seed=0, **kwargs):
+        super().__init__(objective=kt.Objective("val_accuracy", "max"),
+                         max_trials=max_trials, seed=seed, **kwargs)
+        self.choices = [list(c) for c in choices]
+        self.cost_fn = cost_fn
+        self.budget = dict(budget)
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.mutation_rate = mutation_rate
+        self.crossover = crossover
+        self.rejected_over_budget = 0
+        for block, allowed in enumerate(self.choices):
+            self.hyperparameters.Choice(gene_name(block), allowed)
+        self._check_budget_is_feasible()
+
+    # -- configurations ----------------------------------------------------------------
+
+    def config_of(self, values) -> list:
+        return [values[gene_name(b)] for b in range(len(self.choices))]
+
+    def values_of(self, config) -> dict:
+        return {gene_name(b): g for b, g in enumerate(config)}
+
+    def within_budget(self, config) -> bool:
+        costs = self.cost_fn(config)
+        return all(costs[k] <= limit for k, limit in self.budget.items())
+
+    def _check_budget_is_feasible(self):
+        cheapest = [max(c) for c in self.choices]  # depthwise everywhere: fewest MACs/params
+        if self.budget and not self.within_budget(cheapest):
+            costs = self.cost_fn(cheapest)
+            raise BudgetError(
+                f"No configuration meets the budget {self.budget}: even the cheapest (all "
+                f"depthwise) costs { {k: costs[k] for k in self.budget} }. Raise the budget."
+            )
+
+    # -- evolution ---------------------------------------------------------------------
+
+    def population(self) -> list:
+        """The newest `population_size` completed trials, oldest first."""
+        done = [t for t in self.trials.values()
+                if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
+        done.sort(key=lambda t: int(t.trial_id))
+        return done[-self.population_size:]
+
+    def random_config(self, rng) -> list:
+        return [rng.choice(allowed) for allowed in self.choices]
+
+    def mutate(self, config, rng) -> list:
+        child = list(config)
+        genes = [b for b in range(len(child)) if rng.random() < self.mutation_rate]
+        for block in genes or [rng.randrange(len(child))]:
+            child[block] = rng.choice([g for g in self.choices[block] if g != child[block]]
+                                      or self.choices[block])
+        return child
+
+    def tournament(self, population, rng):
+        return max((rng.choice(population) for _ in range(self.sample_size)),
+                   key=lambda t: t.score)
+
+    def propose(self, rng) -> list:
+        population = self.population()
+        if len(population) < self.population_size:
+            return self.random_config(rng)
+        parent = self.config_of(self.tournament(population, rng).hyperparameters.values)
+        if self.crossover:
+            other = self.config_of(self.tournament(population, rng).hyperparameters.values)
+            parent = [rng.choice(pair) for pair in zip(parent, other)]
+        return self.mutate(parent, rng)
+
+    def populate_space(self, trial_id):
+        rng = random.Random(f"{self.seed}-{trial_id}")
+        for _ in range(MAX_ATTEMPTS):
+            config = self.propose(rng)
+            values = self.values_of(config)
+            if self._duplicate(values):
+                continue
+            if not self.within_budget(config):
+                self.rejected_over_budget += 1
+                continue
+            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+        return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+
+    def get_state(self):
+        state = super().get_state()
+        state["rejected_over_budget"] = self.rejected_over_budget
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.rejected_over_budget = state.get("rejected_over_budget", 0)

@@ -1,0 +1,81 @@
+"""Search outputs: the trials table (JSON, CSV), the Pareto plot and the best configuration."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from keras_tuner.engine.trial import TrialStatus  # noqa: E402
+
+from search.evolution.tuner import config_from_values  # noqa: E402
+from search.evolution.space import COSTS  # noqa: E402
+
+
+def trials_table(oracle, blocks: int) -> list:
+    rows = []
+    for trial in sorted(oracle.trials.values(), key=lambda t: int(t.trial_id)):
+        if trial.status != TrialStatus.COMPLETED or trial.score is None:
+            continue
+        row = {"trial_id": trial.trial_id,
+               "groups": config_from_values(trial.hyperparameters.values, blocks),
+               "val_accuracy": trial.score}
+        for cost in COSTS:
+            row[cost] = trial.metrics.get_best_value(cost)
+        rows.append(row)
+    return rows
+
+
+def pareto_front(rows, cost: str) -> list:
+    """Rows no other row beats on both accuracy (higher) and cost (lower)."""
+    front, best = [], -1.0
+    for row in sorted(rows, key=lambda r: (r[cost], -r["val_accuracy"])):
+        if row["val_accuracy"] > best:
+            front.append(row)
+            best = row["val_accuracy"]
+    return front
+
+
+def plot_pareto(rows, path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, cost, label in ((axes[0], "binary_macs", "binary MACs (M)"),
+                            (axes[1], "memory_mb", "memory (MB, larq)")):
+        scale = 1e6 if cost == "binary_macs" else 1.0
+        ax.scatter([r[cost] / scale for r in rows], [100 * r["val_accuracy"] for r in rows],
+                   s=14, alpha=0.6, label="candidate")
+        front = pareto_front(rows, cost)
+        ax.plot([r[cost] / scale for r in front], [100 * r["val_accuracy"] for r in front],
+                "r-o", markersize=4, label="Pareto front")
+        ax.set(xlabel=label, ylabel="validation accuracy (%), supernet weights")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Evolutionary group search")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(output_dir: Path, oracle, space, budget: dict) -> dict:
+    rows = trials_table(oracle, len(space.choices))
+    if not rows:
+        raise RuntimeError("The search finished without one completed trial.")
+    (output_dir / "trials.json").write_text(json.dumps(rows, indent=1))
+    with open(output_dir / "trials.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_pareto(rows, output_dir / "pareto.png")
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    result = {
+        "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
+        **{k: best[k] for k in COSTS}, "budget": budget, "trials": len(rows),
+        "rejected_over_budget": getattr(oracle, "rejected_over_budget", None),
+        "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
+                    f"--model-config '{json.dumps({'groups': best['groups'], 'form': 'masked'})}'"),
+    }
+    (output_dir / "best.json").write_text(json.dumps(result, indent=2))
+    return result

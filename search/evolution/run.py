@@ -1,0 +1,118 @@
+"""The whole evolutionary search: supernet training, aging evolution, outputs.
+
+Every step is resumable: the supernet checkpoints each epoch and keeps its final weights,
+keras-tuner keeps every trial, so running the same command again continues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from search.evolution import plots
+from search.evolution.oracle import AgingEvolutionOracle
+from search.evolution.space import SearchSpace
+from search.evolution.supernet import Supernet
+from search.evolution.tuner import SupernetTuner
+from search.data import train_val_arrays
+
+PROJECT = "evolution"
+SUPERNET_WEIGHTS = "supernet.h5"
+
+
+class CorruptSearchError(RuntimeError):
+    """The search directory exists but cannot be read as a search."""
+
+
+def train_supernet(supernet: Supernet, images, labels, *, epochs, batch_size, output_dir: Path):
+    weights = output_dir / SUPERNET_WEIGHTS
+    if weights.exists():
+        supernet.net.load_weights(str(weights))
+        print(f"supernet: loaded {weights}")
+        return
+    supernet(images[:1])  # built, so BackupAndRestore can restore into it
+    supernet.compile(optimizer=tf.keras.optimizers.Adam(
+        tf.keras.optimizers.schedules.CosineDecay(2e-3, epochs * (len(images) // batch_size))),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    supernet.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=2,
+                 callbacks=[tf.keras.callbacks.BackupAndRestore(str(output_dir / "supernet_checkpoint"))])
+    tmp = output_dir / "supernet.tmp.h5"
+    supernet.net.save_weights(str(tmp))
+    os.replace(tmp, weights)
+    (output_dir / "supernet_time.json").write_text(
+        json.dumps({"seconds": time.perf_counter() - start, "epochs": epochs}))
+
+
+def wait_for(path: Path, timeout: float = 3600) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear; is the chief training the supernet?")
+        time.sleep(1)
+
+
+def is_chief() -> bool:
+    return os.environ.get("KERASTUNER_TUNER_ID") == "chief"
+
+
+def is_worker() -> bool:
+    return "KERASTUNER_ORACLE_IP" in os.environ and not is_chief()
+
+
+def check_search_dir(output_dir: Path) -> None:
+    project = output_dir / PROJECT
+    for path in [project / "oracle.json", *project.glob("trial_*/trial.json")]:
+        if path.exists():
+            try:
+                json.loads(path.read_text())
+            except ValueError as error:
+                raise CorruptSearchError(
+                    f"{path} is not valid JSON ({error}): the search directory {output_dir} "
+                    "is corrupt. Delete that file (its trial is then re-run) or start a "
+                    "new --output-dir."
+                ) from None
+
+
+def run_search(args) -> dict:
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    check_search_dir(output_dir)
+    tf.keras.utils.set_random_seed(args.seed)
+
+    space = SearchSpace(args.model)
+    (train_x, train_y), (val_x, val_y) = train_val_arrays(
+        args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
+        data_dir=args.data_dir)
+    budget = {k: v for k, v in (("binary_macs", args.budget_macs),
+                                ("float_macs", args.budget_float_macs),
+                                ("memory_mb", args.budget_memory_mb)) if v is not None}
+    oracle = AgingEvolutionOracle(
+        space.choices, space.costs, budget, population_size=args.population,
+        sample_size=args.sample_size, mutation_rate=args.mutation_rate,
+        crossover=args.crossover, max_trials=args.trials, seed=args.seed)
+
+    supernet = Supernet(space, seed=args.seed)
+    if is_worker():  # the chief (or a single process) trains it; workers share it
+        wait_for(output_dir / SUPERNET_WEIGHTS)
+    train_supernet(supernet, train_x, train_y, epochs=args.supernet_epochs,
+                   batch_size=args.batch_size, output_dir=output_dir)
+    rng = np.random.default_rng(args.seed)
+    picks = rng.choice(len(train_x), size=args.calibration_batches * args.batch_size)
+    calibration = [train_x[picks[i:i + args.batch_size]]
+                   for i in range(0, len(picks), args.batch_size)]
+    tuner = SupernetTuner(oracle, supernet=supernet, space=space,
+                          calibration_batches=calibration, val_images=val_x, val_labels=val_y,
+                          directory=str(output_dir), project_name=PROJECT, overwrite=False)
+    start = time.perf_counter()
+    tuner.search(verbose=0)
+    if is_worker():
+        return {}
+    results = plots.write_outputs(output_dir, tuner.oracle, space, budget)
+    results["search_seconds_this_run"] = time.perf_counter() - start
+    return results

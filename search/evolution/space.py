@@ -1,0 +1,56 @@
+"""The search space: allowed group counts per block, and the cost of a configuration."""
+
+from __future__ import annotations
+
+import functools
+
+from zoo import build_model, profile
+from zoo.models import mobilenet
+
+# Channels per group a block may use: 1 is depthwise; more widens the binary output range.
+CHANNELS_PER_GROUP = (1, 2, 4, 8, 16)
+COSTS = ("binary_macs", "float_macs", "memory_mb")
+
+
+class SearchSpace:
+    def __init__(self, model_name: str = "BinaryMobileNet-Depthwise", input_shape=None,
+                 num_classes: int = 10, **model_config):
+        self.model_name = model_name
+        self.input_shape = tuple(input_shape) if input_shape else None
+        self.num_classes = num_classes
+        self.model_config = model_config
+        width = model_config.get("width_multiplier", self._record_config()["width_multiplier"])
+        self.channels = mobilenet.block_channels(width)
+        self.choices = [
+            [c // k for k in CHANNELS_PER_GROUP if c % k == 0 and k <= c] for c in self.channels
+        ]
+
+    def _record_config(self):
+        from zoo import get_record
+
+        return get_record(self.model_name).config
+
+    def validate(self, groups) -> list:
+        groups = list(groups)
+        for block, (g, allowed) in enumerate(zip(groups, self.choices)):
+            if g not in allowed:
+                raise ValueError(f"groups[{block}]={g} is not an allowed choice {allowed}.")
+        return groups
+
+    def build(self, groups, **overrides):
+        return build_model(self.model_name, input_shape=self.input_shape,
+                           num_classes=self.num_classes, groups=list(groups),
+                           **{**self.model_config, **overrides})
+
+    @functools.lru_cache(maxsize=None)
+    def _costs(self, groups: tuple) -> dict:
+        from zoo import keras_setup  # noqa: F401
+        import tensorflow as tf
+
+        costs = profile(self.build(groups)).as_dict()
+        tf.keras.backend.clear_session()
+        return {k: costs[k] for k in COSTS}
+
+    def costs(self, groups) -> dict:
+        """Binary MACs, float MACs and memory of the deployable network, counted by larq."""
+        return dict(self._costs(tuple(groups)))

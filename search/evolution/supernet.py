@@ -1,0 +1,88 @@
+"""The one-shot supernet: every group choice of a block shares one dense binary kernel.
+
+Built by the zoo's own BinaryMobileNet builder with `zoo.layers.MaskedGroupConv2D` as its
+3x3 convolution, so the supernet and the final network are one topology. Each training
+step draws a group count per block uniformly at random.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import layers, quantizers
+from zoo.models import mobilenet
+from search.evolution.space import SearchSpace
+
+
+class Supernet(tf.keras.Model):
+    """Wraps the masked network; `train_step` samples a configuration first."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        super().__init__(name="supernet")
+        self.space = space
+        record_config = dict(space._record_config(), **space.model_config)
+        record_config.pop("groups", None)
+        record_config.pop("form", None)
+        self.masked = []
+
+        def shared_group_conv(channels, groups, strides, block):
+            conv = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN,
+                                            groups=groups, strides=strides)
+            self.masked.append(conv)
+            return conv
+
+        from zoo import get_record
+
+        record = get_record(space.model_name)
+        self.net = mobilenet.binary_mobilenet(
+            input_shape=space.input_shape or record.default_input_shape,
+            num_classes=space.num_classes, include_top=True, name="supernet_net",
+            groups="depthwise", group_conv=shared_group_conv, **record_config,
+        )
+        self.choice_tables = [tf.constant(c, tf.int32) for c in space.choices]
+        self.rng = tf.random.Generator.from_seed(seed)
+
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    def set_groups(self, groups) -> None:
+        for conv, g in zip(self.masked, self.space.validate(groups)):
+            conv.groups.assign(g)
+
+    def groups(self) -> list:
+        return [int(conv.groups.numpy()) for conv in self.masked]
+
+    def sample_groups(self) -> None:
+        """Uniformly random group count per block (inside the training graph)."""
+        for conv, table in zip(self.masked, self.choice_tables):
+            index = self.rng.uniform((), 0, tf.shape(table)[0], dtype=tf.int32)
+            conv.groups.assign(tf.gather(table, index))
+
+    def train_step(self, data):
+        self.sample_groups()
+        return super().train_step(data)
+
+    def recalibrate_batch_norm(self, batches) -> None:
+        """Recompute BatchNorm statistics for the current configuration (SPOS).
+
+        Moving averages are reset, then set to the running mean over the batches.
+        """
+        norms = [l for l in self.net.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+        saved = [n.momentum for n in norms]
+        for n in norms:
+            n.moving_mean.assign(tf.zeros_like(n.moving_mean))
+            n.moving_variance.assign(tf.ones_like(n.moving_variance))
+        for k, images in enumerate(batches):
+            for n in norms:
+                n.momentum = k / (k + 1.0)
+            self.net(images, training=True)
+        for n, m in zip(norms, saved):
+            n.momentum = m
+
+    def accuracy(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
+        correct = 0
+        for start in range(0, len(images), batch_size):
+            probs = self.net(images[start:start + batch_size], training=False)
+            correct += int(np.sum(np.argmax(probs, -1) == labels[start:start + batch_size]))
+        return correct / len(images)

@@ -1,0 +1,56 @@
+"""A keras-tuner Tuner that scores configurations with the supernet's shared weights.
+
+It overrides `run_trial` (keras-tuner's default path rejects tf-keras models) and keeps
+one supernet for all trials: set the groups, recompute BatchNorm statistics on training
+batches, measure validation accuracy, report it with the larq-counted costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from keras_tuner.engine import base_tuner
+
+from search.evolution.oracle import gene_name
+
+
+def config_from_values(values: dict, blocks: int) -> list:
+    return [int(values[gene_name(b)]) for b in range(blocks)]
+
+
+class SupernetTuner(base_tuner.BaseTuner):
+    def __init__(self, oracle, *, supernet, space, calibration_batches, val_images, val_labels,
+                 **kwargs):
+        super().__init__(oracle=oracle, hypermodel=None, **kwargs)
+        self.supernet = supernet
+        self.space = space
+        self.calibration_batches = calibration_batches
+        self.val_images = val_images
+        self.val_labels = val_labels
+        self.evaluations_dir = Path(self.project_dir) / "evaluations"
+        self.evaluations_dir.mkdir(parents=True, exist_ok=True)
+
+    def run_trial(self, trial, *args, **kwargs):
+        groups = config_from_values(trial.hyperparameters.values, len(self.space.choices))
+        self.supernet.set_groups(groups)
+        self.supernet.recalibrate_batch_norm(self.calibration_batches)
+        accuracy = self.supernet.accuracy(self.val_images, self.val_labels)
+        costs = self.space.costs(groups)
+        record = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id, "groups": groups,
+                  "val_accuracy": accuracy, **costs}
+        path = self.evaluations_dir / f"{trial.trial_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+        print(f"[{self.tuner_id}] trial {trial.trial_id}: val acc {100 * accuracy:.2f}%  "
+              f"binary MACs {costs['binary_macs'] / 1e6:.2f}M  memory "
+              f"{costs['memory_mb']:.3f} MB  groups {groups}", flush=True)
+        return {"val_accuracy": accuracy, **{k: float(v) for k, v in costs.items()}}
+
+    def save_model(self, trial_id, model, step=0):
+        """Nothing to save: every trial shares the supernet's weights."""
+
+    def load_model(self, trial):
+        raise NotImplementedError("Build the configuration with zoo.build_model(groups=...).")

@@ -1,0 +1,129 @@
+"""Binarized MobileNetV1 with a searched group count per layer (Phan et al., CVPR 2020).
+
+A binary 3x3 depthwise convolution can only output values in [-9, 9]; more channels per
+group widen that range at a higher cost, so the group count of each of the 13 blocks is
+chosen by evolutionary search (`search/evolution`) under a complexity budget.
+
+Binary details, and why: every binary convolution sits in a residual module
+(`zoo.layers.binary_residual`) so real-valued information bypasses sign(); activations use
+ApproxSign, whose gradient matches sign's better than the straight-through estimator; the
+first convolution and the classifier stay in full precision, as in every accurate BNN.
+"""
+
+import tensorflow as tf
+
+from zoo import layers, quantizers
+from zoo.registry import ModelRecord, register
+
+PAPER = "Phan et al. 2020, Binarizing MobileNet via Evolution-based Searching (CVPR)"
+
+# MobileNetV1: (pointwise output channels, stride of the 3x3 convolution) per block.
+BLOCKS = (
+    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
+)
+STEM_FILTERS = 32
+
+
+def block_channels(width_multiplier: float) -> list:
+    """Input channels of each block's 3x3 group convolution."""
+    widths = [int(STEM_FILTERS * width_multiplier)]
+    widths += [int(filters * width_multiplier) for filters, _ in BLOCKS[:-1]]
+    return widths
+
+
+def resolve_groups(groups, width_multiplier: float) -> list:
+    """Per-block group counts; "depthwise" and "dense" name the uniform baselines."""
+    channels = block_channels(width_multiplier)
+    if groups == "depthwise":
+        return channels
+    if groups == "dense":
+        return [1] * len(BLOCKS)
+    groups = [int(g) for g in groups]
+    if len(groups) != len(BLOCKS):
+        raise ValueError(f"groups needs one count per block ({len(BLOCKS)}), got {len(groups)}.")
+    for block, (g, c) in enumerate(zip(groups, channels)):
+        if g <= 0 or c % g:
+            raise ValueError(
+                f"groups[{block}]={g} does not divide the block's {c} input channels; "
+                f"choose a divisor of {c} (1 = full convolution, {c} = depthwise)."
+            )
+    return groups
+
+
+def binary_group_conv(channels: int, groups: int, strides: int, block: int):
+    """The deployable binary 3x3 group convolution (what larq profiles and LCE runs)."""
+    return layers.binary_conv(channels, 3, quantizers.APPROX_SIGN, strides=strides, groups=groups)
+
+
+def masked_group_conv(channels: int, groups: int, strides: int, block: int):
+    """The same convolution as one masked dense kernel: the fast form to train on a CPU."""
+    return layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups, strides=strides)
+
+
+GROUP_CONV_FORMS = {"grouped": binary_group_conv, "masked": masked_group_conv}
+
+
+def binary_mobilenet(
+    *,
+    input_shape,
+    num_classes,
+    include_top,
+    name,
+    groups="depthwise",
+    width_multiplier=1.0,
+    stem_strides=2,
+    form="grouped",
+    group_conv=None,
+):
+    """MobileNetV1 with binary group/pointwise convolutions.
+
+    `form` picks the 3x3 convolution: "grouped" (deployable) or "masked" (trains faster
+    on a CPU; `to_grouped` converts). The search supernet passes its own
+    `group_conv(channels, groups, strides, block)`, so all are this one topology.
+    """
+    quant = quantizers.APPROX_SIGN
+    group_conv = group_conv or GROUP_CONV_FORMS[form]
+    group_counts = resolve_groups(groups, width_multiplier)
+    inputs = tf.keras.Input(shape=input_shape)
+    x = layers.full_precision_conv(int(STEM_FILTERS * width_multiplier), 3, strides=stem_strides)(inputs)
+    x = layers.batch_norm()(x)
+    for block, ((filters, strides), g) in enumerate(zip(BLOCKS, group_counts)):
+        channels = x.shape[-1]
+        x = layers.binary_residual(x, group_conv(channels, g, strides, block), strides=strides)
+        pointwise = layers.binary_conv(int(filters * width_multiplier), 1, quant)
+        x = layers.binary_residual(x, pointwise)
+    if include_top:
+        x = layers.classifier(x, num_classes)
+    return tf.keras.Model(inputs, x, name=name)
+
+
+def to_grouped(masked_model, grouped_model):
+    """Copy a "masked"-form model's weights into the same network in "grouped" form."""
+    for source, target in zip(masked_model.layers, grouped_model.layers):
+        if isinstance(source, layers.MaskedGroupConv2D):
+            target.set_weights([source.grouped_kernel(target.groups)])
+        else:
+            target.set_weights(source.get_weights())
+    return grouped_model
+
+
+_FASHION_MNIST = dict(width_multiplier=0.5, stem_strides=2)
+
+for _name, _groups, _shape, _classes, _config in (
+    ("BinaryMobileNet", "depthwise", (224, 224, 3), 1000, dict(width_multiplier=1.0, stem_strides=2)),
+    ("BinaryMobileNet-Depthwise", "depthwise", (28, 28, 1), 10, _FASHION_MNIST),
+    ("BinaryMobileNet-Dense", "dense", (28, 28, 1), 10, _FASHION_MNIST),
+):
+    register(
+        ModelRecord(
+            name=_name,
+            family="BinaryMobileNet",
+            builder=binary_mobilenet,
+            config=dict(groups=_groups, form="grouped", **_config),
+            paper=PAPER,
+            default_input_shape=_shape,
+            min_input_size=1,  # 'same' padding: any map of at least 1x1 works
+            default_num_classes=_classes,
+        )
+    )
