@@ -21,6 +21,9 @@ def evolution_parser(sub):
     p.add_argument("--sample-size", type=int, default=5)
     p.add_argument("--mutation-rate", type=float, default=0.1)
     p.add_argument("--crossover", action="store_true")
+    p.add_argument("--strategy", choices=["evolution", "random"], default="evolution",
+                   help="random: the same number of uniformly random configurations, "
+                        "scored the same way (the baseline evolution must beat)")
     p.add_argument("--supernet-epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--train-examples", type=int)

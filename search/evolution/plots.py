@@ -59,16 +59,17 @@ def plot_pareto(rows, path) -> None:
     plt.close(fig)
 
 
-def write_outputs(output_dir: Path, oracle, space, budget: dict) -> dict:
+def write_outputs(output_dir: Path, oracle, space, budget: dict, prefix: str) -> dict:
+    """`{prefix}_trials.json/.csv`, `{prefix}_pareto.png`, `{prefix}_best.json`."""
     rows = trials_table(oracle, len(space.choices))
     if not rows:
         raise RuntimeError("The search finished without one completed trial.")
-    (output_dir / "trials.json").write_text(json.dumps(rows, indent=1))
-    with open(output_dir / "trials.csv", "w", newline="") as f:
+    (output_dir / f"{prefix}_trials.json").write_text(json.dumps(rows, indent=1))
+    with open(output_dir / f"{prefix}_trials.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot_pareto(rows, output_dir / "pareto.png")
+    plot_pareto(rows, output_dir / f"{prefix}_pareto.png")
     best = max(rows, key=lambda r: r["val_accuracy"])
     result = {
         "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
@@ -77,5 +78,5 @@ def write_outputs(output_dir: Path, oracle, space, budget: dict) -> dict:
         "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
                     f"--model-config '{json.dumps({'groups': best['groups'], 'form': 'masked'})}'"),
     }
-    (output_dir / "best.json").write_text(json.dumps(result, indent=2))
+    (output_dir / f"{prefix}_best.json").write_text(json.dumps(result, indent=2))
     return result

@@ -21,7 +21,6 @@ from search.evolution.supernet import Supernet
 from search.evolution.tuner import SupernetTuner
 from search.data import train_val_arrays
 
-PROJECT = "evolution"
 SUPERNET_WEIGHTS = "supernet.h5"
 
 
@@ -65,8 +64,8 @@ def is_worker() -> bool:
     return "KERASTUNER_ORACLE_IP" in os.environ and not is_chief()
 
 
-def check_search_dir(output_dir: Path) -> None:
-    project = output_dir / PROJECT
+def check_search_dir(output_dir: Path, project_name: str) -> None:
+    project = output_dir / project_name
     for path in [project / "oracle.json", *project.glob("trial_*/trial.json")]:
         if path.exists():
             try:
@@ -82,7 +81,10 @@ def check_search_dir(output_dir: Path) -> None:
 def run_search(args) -> dict:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    check_search_dir(output_dir)
+    project_name = args.strategy
+    check_search_dir(output_dir, project_name)
+    # Random search is aging evolution whose population never fills up.
+    population = args.trials if args.strategy == "random" else args.population
     tf.keras.utils.set_random_seed(args.seed)
 
     space = SearchSpace(args.model)
@@ -93,7 +95,7 @@ def run_search(args) -> dict:
                                 ("float_macs", args.budget_float_macs),
                                 ("memory_mb", args.budget_memory_mb)) if v is not None}
     oracle = AgingEvolutionOracle(
-        space.choices, space.costs, budget, population_size=args.population,
+        space.choices, space.costs, budget, population_size=population,
         sample_size=args.sample_size, mutation_rate=args.mutation_rate,
         crossover=args.crossover, max_trials=args.trials, seed=args.seed)
 
@@ -108,11 +110,11 @@ def run_search(args) -> dict:
                    for i in range(0, len(picks), args.batch_size)]
     tuner = SupernetTuner(oracle, supernet=supernet, space=space,
                           calibration_batches=calibration, val_images=val_x, val_labels=val_y,
-                          directory=str(output_dir), project_name=PROJECT, overwrite=False)
+                          directory=str(output_dir), project_name=project_name, overwrite=False)
     start = time.perf_counter()
     tuner.search(verbose=0)
     if is_worker():
         return {}
-    results = plots.write_outputs(output_dir, tuner.oracle, space, budget)
+    results = plots.write_outputs(output_dir, tuner.oracle, space, budget, project_name)
     results["search_seconds_this_run"] = time.perf_counter() - start
     return results

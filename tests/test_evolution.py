@@ -1,0 +1,211 @@
+"""Evolutionary group search: oracle behaviour, shared weights, resume, distribution."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras_tuner.engine.trial import TrialStatus
+
+from search.evolution.oracle import AgingEvolutionOracle, BudgetError
+from search.evolution.space import SearchSpace
+from search.evolution.supernet import Supernet
+from zoo import build_model, layers, quantizers
+
+ROOT = Path(__file__).resolve().parents[1]
+CHOICES = [[1, 2, 4], [1, 2], [2, 4, 8], [1, 4]]
+
+
+def fake_cost(config):
+    """More groups, fewer MACs: as in the real network (cheapest here costs 9)."""
+    return {"binary_macs": sum(8.0 / g for g in config), "float_macs": 0.0, "memory_mb": 0.0}
+
+
+def make_oracle(tmp_path, **kwargs):
+    options = dict(population_size=4, sample_size=3, max_trials=12, seed=1)
+    options.update(kwargs)
+    oracle = AgingEvolutionOracle(CHOICES, fake_cost, options.pop("budget", {}), **options)
+    oracle._set_project_dir(str(tmp_path), "search")
+    return oracle
+
+
+def drive(oracle, evaluate):
+    """The Tuner's loop: ask for trials until STOPPED, report each score."""
+    history = []
+    while True:
+        trial = oracle.create_trial("tuner0")
+        if trial.status == TrialStatus.STOPPED:
+            return history
+        config = oracle.config_of(trial.hyperparameters.values)
+        oracle.update_trial(trial.trial_id, {"val_accuracy": evaluate(config)})
+        trial.status = TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+        history.append((trial.trial_id, config, [t.trial_id for t in oracle.population()]))
+
+
+def test_aging_keeps_the_population_size_and_retires_the_oldest_even_if_fittest(tmp_path):
+    oracle = make_oracle(tmp_path)
+    first = []
+
+    def evaluate(config):
+        first.append(config)
+        return 1.0 if len(first) == 1 else 0.1 * len(first) / 20  # oldest is the fittest
+
+    history = drive(oracle, evaluate)
+    for trial_id, _, population in history[3:]:
+        assert len(population) == 4
+        assert population == sorted(population, key=int)[-4:]
+        assert population[-1] == trial_id  # the newest child joined
+    assert history[0][0] not in history[-1][2]  # the best (oldest) member was retired
+
+
+def test_no_configuration_is_evaluated_twice(tmp_path):
+    calls = []
+    oracle = make_oracle(tmp_path, max_trials=40, population_size=5)
+    drive(oracle, lambda c: calls.append(tuple(c)) or np.random.rand())
+    assert len(calls) == len(set(calls))
+    assert len(calls) <= np.prod([len(c) for c in CHOICES])  # space of 36: it stops
+
+
+def test_over_budget_candidates_are_never_evaluated(tmp_path):
+    calls = []
+    oracle = make_oracle(tmp_path, budget={"binary_macs": 14}, max_trials=15)
+    drive(oracle, lambda c: calls.append(c) or sum(c) / 20)
+    assert calls and all(fake_cost(c)["binary_macs"] <= 14 for c in calls)
+    assert oracle.rejected_over_budget > 0
+
+
+def test_mutants_take_only_allowed_group_counts(tmp_path):
+    import random
+
+    oracle = make_oracle(tmp_path)
+    rng = random.Random(0)
+    parent = [c[0] for c in CHOICES]
+    for _ in range(200):
+        child = oracle.mutate(parent, rng)
+        assert child != parent
+        assert all(g in allowed for g, allowed in zip(child, CHOICES))
+
+
+def test_infeasible_budget_is_a_clear_error(tmp_path):
+    with pytest.raises(BudgetError, match="No configuration meets the budget"):
+        make_oracle(tmp_path, budget={"binary_macs": 8.9})
+
+
+@pytest.mark.parametrize("groups", [32, 16, 8, 4, 2])
+def test_masked_shared_kernel_equals_larq_grouped_conv(groups):
+    channels = 32
+    masked = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups)
+    grouped = layers.binary_conv(channels, 3, quantizers.APPROX_SIGN, groups=groups)
+    assert isinstance(grouped, lq.layers.QuantConv2D)
+    x = tf.random.normal((2, 9, 9, channels), seed=1)
+    masked(x), grouped(x)
+    grouped.set_weights([masked.grouped_kernel()])
+    np.testing.assert_allclose(masked(x), grouped(x), atol=1e-4)
+
+
+def test_group_count_that_does_not_divide_the_channels():
+    with pytest.raises(ValueError, match="does not divide the block's 16 input channels"):
+        build_model("BinaryMobileNet-Depthwise", groups=[3] + [1] * 12)
+
+
+def test_supernet_shares_weights_across_configurations():
+    space = SearchSpace()
+    supernet = Supernet(space, seed=0)
+    x = np.random.default_rng(0).random((32, 28, 28, 1), dtype=np.float32)
+    y = np.arange(32) % 10
+    supernet(x[:1])
+    count = len(supernet.trainable_variables)
+    config_a = [c[-1] for c in space.choices]
+    config_b = [c[0] for c in space.choices]
+    supernet.set_groups(config_b)
+    before = supernet(x, training=False).numpy()
+    supernet.set_groups(config_a)
+    supernet.compile(tf.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    supernet.train_on_batch(x, y)  # train_step samples its own configuration
+    assert len(supernet.trainable_variables) == count
+    supernet.set_groups(config_b)
+    after = supernet(x, training=False).numpy()
+    assert np.abs(after - before).max() > 1e-4
+
+
+SEARCH = [sys.executable, "-m", "search", "evolution", "--trials", "8", "--population", "3",
+          "--supernet-epochs", "1", "--train-examples", "512", "--val-examples", "256",
+          "--calibration-batches", "1", "--batch-size", "64"]
+
+
+def _evaluations(project: Path):
+    return [json.loads(p.read_text()) for p in sorted((project / "evaluations").glob("*.json"))]
+
+
+def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
+    out = tmp_path / "search"
+    args = SEARCH + ["--output-dir", str(out)]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(list((out / "evolution" / "evaluations").glob("*.json"))) >= 3:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the search ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = {e["trial_id"]: e["groups"] for e in _evaluations(out / "evolution")}
+    assert len(done_before) >= 3
+
+    resumed = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "supernet: loaded" in resumed.stdout
+    rows = json.loads((out / "evolution_trials.json").read_text())
+    assert len(rows) == 8
+    configs = [tuple(r["groups"]) for r in rows]
+    assert len(set(configs)) == 8
+    for trial_id, groups in done_before.items():  # finished trials kept, not re-run
+        assert f"trial {trial_id}:" not in resumed.stdout
+        assert [r["groups"] for r in rows if r["trial_id"] == trial_id] == [groups]
+    assert (out / "evolution_pareto.png").exists()
+    best = json.loads((out / "evolution_best.json").read_text())
+    build_model("BinaryMobileNet-Depthwise", groups=best["groups"])
+
+
+def test_corrupt_search_directory_is_a_clear_error(tmp_path):
+    project = tmp_path / "search" / "evolution"
+    project.mkdir(parents=True)
+    (project / "oracle.json").write_text("{ truncated")
+    result = subprocess.run(SEARCH + ["--output-dir", str(tmp_path / "search")], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "corrupt" in result.stderr
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_chief_and_workers_share_one_search(tmp_path):
+    """keras-tuner's own distributed mode: the chief runs the oracle, workers evaluate."""
+    out = tmp_path / "search"
+    args = SEARCH + ["--output-dir", str(out), "--trials", "10"]
+    port = str(_free_port())
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
+    chief = subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": "chief"},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workers = [subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for i in range(2)]
+    outputs = [p.communicate(timeout=400)[0] for p in [*workers, chief]]
+    assert all(p.returncode == 0 for p in [*workers, chief]), outputs[-1][-2000:]
+    evaluations = _evaluations(out / "evolution")
+    assert len(evaluations) == 10
+    assert {e["tuner_id"] for e in evaluations} == {"tuner0", "tuner1"}
+    assert len({tuple(e["groups"]) for e in evaluations}) == 10
+    assert len(json.loads((out / "evolution_trials.json").read_text())) == 10
