@@ -34,20 +34,51 @@ def evolution_parser(sub):
     p.add_argument("--seed", type=int, default=0)
 
 
+def darts_parser(sub):
+    p = sub.add_parser("darts", help="differentiable binary cell search (UBNAS)")
+    p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--trials", type=int, default=1, help="searches; >1 varies K, arch lr")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--warmup-epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--layers", type=int, default=5)
+    p.add_argument("--channels", type=int, default=8)
+    p.add_argument("--k-normal", type=int, default=4)
+    p.add_argument("--k-reduce", type=int, default=2)
+    p.add_argument("--arch-lr", type=float, default=3e-4)
+    p.add_argument("--max-parameter-free", type=int, default=2)
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--plain", action="store_true",
+                   help="plain binary DARTS: K=1 and no early stopping (the baseline)")
+    p.add_argument("--score-epochs", type=int, default=1,
+                   help="epochs to train a derived genotype before scoring it")
+    p.add_argument("--train-examples", type=int)
+    p.add_argument("--val-examples", type=int, default=10_000)
+    p.add_argument("--data-dir")
+    p.add_argument("--output-dir", default="runs/darts")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m search")
     sub = parser.add_subparsers(dest="search", required=True)
     evolution_parser(sub)
+    darts_parser(sub)
     args = parser.parse_args(argv)
     from search.evolution.oracle import BudgetError
     from search.evolution.run import CorruptSearchError, run_search
+    from search.darts.tuner import run_darts
     from training.datasets import DatasetMissingError
 
     try:
-        result = run_search(args)
+        result = (run_darts if args.search == "darts" else run_search)(args)
     except (BudgetError, CorruptSearchError, DatasetMissingError, ValueError) as error:
         sys.exit(f"error: {error}")
-    if result:
+    if args.search == "darts":
+        print(f"genotype: {result['genotype']}")
+        print(f"val acc {100 * result['val_accuracy']:.2f}% after {result['epochs_run']} "
+              f"epochs, {result['cpu_seconds']:.0f} CPU s ({result['stopped'] or 'ran all epochs'})")
+    elif result:
         print(f"best: groups {result['groups']}  val acc {100 * result['val_accuracy']:.2f}%  "
               f"binary MACs {result['binary_macs'] / 1e6:.2f}M  ({result['trials']} trials, "
               f"{result['rejected_over_budget']} rejected over budget)")

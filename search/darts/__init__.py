@@ -1,0 +1,1 @@
+"""Differentiable binary cell search (UBNAS / PC-DARTS style)."""

@@ -1,0 +1,174 @@
+"""UBNAS networks: DARTS-style cells of binary operations, built from a genotype.
+
+Tan et al. 2024 (UBNAS) search binary cells differentiably; the public analogue EBNAS
+defines the operations used here. Every operation is defined once in `OPERATIONS` and
+builds both the search supernet (`search/darts`) and the final network.
+
+A genotype is plain JSON data:
+    {"normal": [["bconv_3x3", 0], ["skip_connect", 1], ...],   # 2 edges per node, 4 nodes
+     "reduce": [...]}
+Edge input 0 and 1 are the cell's two inputs; input k >= 2 is intermediate node k - 2.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from zoo import layers, quantizers
+from zoo.registry import ModelRecord, register
+
+PAPER = "Tan et al. 2024, UBNAS (IEEE TCSVT); operations as EBNAS"
+NODES = 4
+EDGES_PER_NODE = 2
+QUANT = quantizers.APPROX_SIGN
+
+
+def _pool(kind):
+    def op(x, channels, strides):
+        pool = tf.keras.layers.MaxPool2D if kind == "max" else tf.keras.layers.AveragePooling2D
+        return pool(3, strides=strides, padding="same")(x)
+
+    return op
+
+
+def _skip(x, channels, strides):
+    if strides == 1:
+        return x
+    return tf.keras.layers.AveragePooling2D(strides, padding="same")(x)
+
+
+def _binary_conv(kernel_size, dilation=1):
+    """Residual binary module x + BN(bconv(ApproxSign(x))), pooled shortcut at stride 2.
+
+    Keras cannot stride a dilated convolution, so a strided dilated operation pools 2x2
+    first and convolves at stride 1.
+    """
+
+    def op(x, channels, strides):
+        if dilation > 1 and strides > 1:
+            x = tf.keras.layers.AveragePooling2D(strides, padding="same")(x)
+            strides = 1
+        conv = layers.binary_conv(channels, kernel_size, QUANT, strides=strides,
+                                  dilation_rate=dilation)
+        return layers.binary_residual(x, conv, strides=strides)
+
+    return op
+
+
+OPERATIONS = {
+    "skip_connect": _skip,
+    "max_pool_3x3": _pool("max"),
+    "avg_pool_3x3": _pool("avg"),
+    "bconv_3x3": _binary_conv(3),
+    "bconv_5x5": _binary_conv(5),
+    "dil_bconv_3x3": _binary_conv(3, dilation=2),
+    "dil_bconv_5x5": _binary_conv(5, dilation=2),
+}
+PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
+
+
+class GenotypeError(ValueError):
+    """A genotype names an unknown operation or an impossible edge."""
+
+
+def validate_genotype(genotype: dict) -> dict:
+    for cell in ("normal", "reduce"):
+        edges = genotype.get(cell)
+        if not isinstance(edges, (list, tuple)) or len(edges) != NODES * EDGES_PER_NODE:
+            raise GenotypeError(
+                f"genotype[{cell!r}] must list {NODES * EDGES_PER_NODE} [operation, input] "
+                f"edges ({EDGES_PER_NODE} per node), got {edges!r}."
+            )
+        for index, edge in enumerate(edges):
+            op, source = edge
+            node = index // EDGES_PER_NODE
+            if op not in OPERATIONS:
+                raise GenotypeError(
+                    f"genotype[{cell!r}] edge {index} names unknown operation {op!r}; "
+                    f"known: {sorted(OPERATIONS)}."
+                )
+            if not isinstance(source, int) or not 0 <= source < node + 2:
+                raise GenotypeError(
+                    f"genotype[{cell!r}] edge {index} ({op!r} from input {source}) is "
+                    f"impossible: node {node} can only take inputs 0..{node + 1}."
+                )
+        for node in range(NODES):
+            sources = [s for _, s in edges[node * 2:node * 2 + 2]]
+            if len(set(sources)) != EDGES_PER_NODE:
+                raise GenotypeError(
+                    f"genotype[{cell!r}] node {node} takes input {sources[0]} twice; it "
+                    "needs 2 distinct inputs."
+                )
+    return genotype
+
+
+def preprocess(x, channels: int, downsample: bool):
+    """Bring a cell input to `channels` (and halve it if it comes from before a reduction)."""
+    if downsample:
+        x = tf.keras.layers.AveragePooling2D(2, padding="same")(x)
+    return layers.binary_residual(x, layers.binary_conv(channels, 1, QUANT))
+
+
+def cell_inputs(s0, s1, channels, reduction_prev):
+    return [preprocess(s0, channels, reduction_prev), preprocess(s1, channels, False)]
+
+
+def cell(s0, s1, edges, channels: int, reduction: bool, reduction_prev: bool):
+    """A cell of 4 nodes, each the sum of 2 operations, output their concatenation."""
+    states = cell_inputs(s0, s1, channels, reduction_prev)
+    for node in range(NODES):
+        branches = []
+        for op, source in edges[node * 2:node * 2 + 2]:
+            strides = 2 if reduction and source < 2 else 1
+            branches.append(OPERATIONS[op](states[source], channels, strides))
+        states.append(tf.keras.layers.Add()(branches))
+    return tf.keras.layers.Concatenate()(states[2:])
+
+
+def reduction_layers(num_layers: int) -> set:
+    return {num_layers // 3, 2 * num_layers // 3}
+
+
+def stem(inputs, channels: int):
+    x = layers.full_precision_conv(3 * channels, 3)(inputs)
+    return layers.batch_norm()(x)
+
+
+def ubnas(*, input_shape, num_classes, include_top, name, genotype=None, layers_count=8,
+          channels=16, make_cell=None):
+    """The network: full-precision stem, `layers_count` cells, full-precision classifier.
+
+    Cells come from `genotype`, or from `make_cell(s0, s1, channels, reduction,
+    reduction_prev)`: the search supernet's mixed cells, in this same skeleton.
+    """
+    if make_cell is None:
+        validate_genotype(genotype)
+
+        def make_cell(s0, s1, channels, reduction, reduction_prev):
+            edges = genotype["reduce" if reduction else "normal"]
+            return cell(s0, s1, edges, channels, reduction, reduction_prev)
+
+    inputs = tf.keras.Input(shape=input_shape)
+    s0 = s1 = stem(inputs, channels)
+    reduction_prev = False
+    for index in range(layers_count):
+        reduction = index in reduction_layers(layers_count)
+        if reduction:
+            channels *= 2
+        s0, s1 = s1, make_cell(s0, s1, channels, reduction, reduction_prev)
+        reduction_prev = reduction
+    if include_top:
+        s1 = layers.classifier(s1, num_classes)
+    return tf.keras.Model(inputs, s1, name=name)
+
+
+def register_genotype(name: str, genotype: dict, *, layers_count=8, channels=16, weights=None,
+                      input_shape=(28, 28, 1), num_classes=10):
+    """Register a searched genotype as a zoo model (UBNAS-A, UBNAS-B, ...)."""
+    return register(ModelRecord(
+        name=name, family="UBNAS", builder=ubnas,
+        config=dict(genotype=validate_genotype(genotype), layers_count=layers_count,
+                    channels=channels),
+        paper=PAPER, default_input_shape=input_shape, min_input_size=4,
+        default_num_classes=num_classes, weights=weights or {},
+    ))
