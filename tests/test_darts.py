@@ -1,0 +1,187 @@
+"""Differentiable binary search (UBNAS): operations, supernet, derivation, stopping."""
+
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from search.darts import supernet as darts
+from search.darts.early_stopping import EarlyStopping
+from search.darts.search import BilevelSearch, DartsConfig
+from zoo.models import ubnas
+
+GENOTYPE = {
+    "normal": [["bconv_3x3", 0], ["skip_connect", 1], ["dil_bconv_3x3", 0], ["bconv_5x5", 2],
+               ["avg_pool_3x3", 1], ["bconv_3x3", 3], ["max_pool_3x3", 0], ["dil_bconv_5x5", 4]],
+    "reduce": [["bconv_5x5", 0], ["max_pool_3x3", 1], ["dil_bconv_5x5", 2], ["bconv_3x3", 0],
+               ["skip_connect", 2], ["avg_pool_3x3", 3], ["bconv_3x3", 1], ["dil_bconv_3x3", 4]],
+}
+
+
+def test_approx_sign_gradient():
+    x = tf.constant([-2, -1, -0.5, 0, 0.25, 0.5, 1, 2], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = lq.quantizers.approx_sign(x)
+    np.testing.assert_allclose(tape.gradient(y, x), [0, 0, 1, 2, 1.5, 1, 0, 0])
+    np.testing.assert_array_equal(y, [-1, -1, -1, 1, 1, 1, 1, 1])
+
+
+def test_softmax_alpha_rows_and_node_beta_sum_to_one():
+    arch = darts.ArchitectureParameters(seed=3)
+    arch.beta["normal"].assign(tf.random.normal((darts.EDGES,)))
+    for cell_type in darts.CELL_TYPES:
+        rows = tf.nn.softmax(arch.alpha[cell_type])
+        np.testing.assert_allclose(tf.reduce_sum(rows, -1), np.ones(darts.EDGES), rtol=1e-6)
+        start = 0
+        for node in range(ubnas.NODES):
+            weights = darts.NodeSoftmax(arch, cell_type, start, node + 2).weights_row()
+            assert weights.shape == (node + 2,)
+            np.testing.assert_allclose(float(tf.reduce_sum(weights)), 1.0, rtol=1e-6)
+            start += node + 2
+
+
+@pytest.mark.parametrize("channels, groups", [(8, 2), (12, 3), (16, 4)])
+def test_channel_shuffle_is_a_permutation_and_inverts(channels, groups):
+    x = tf.reshape(tf.range(2 * 3 * 3 * channels, dtype=tf.float32), (2, 3, 3, channels))
+    shuffled = darts.channel_shuffle(x, groups)
+    assert sorted(shuffled[0, 0, 0].numpy()) == sorted(x[0, 0, 0].numpy())
+    assert not np.array_equal(shuffled, x)
+    np.testing.assert_array_equal(darts.channel_shuffle(shuffled, channels // groups), x)
+
+
+def test_partial_channel_mixed_op_with_k1_is_the_plain_mixed_op():
+    arch = darts.ArchitectureParameters(seed=1)
+    arch.alpha["normal"].assign(tf.random.normal(arch.alpha["normal"].shape))
+    inputs = tf.keras.Input((8, 8, 8))
+    mixed = darts.mixed_edge(inputs, 8, 1, 1, arch, "normal", 5)
+    weighted_sum = mixed.node.layer
+    branches = tf.keras.Model(inputs, weighted_sum.input)  # each operation's output
+    x = tf.random.normal((2, 8, 8, 8), seed=2)
+    outputs = branches(x)
+    weights = tf.nn.softmax(arch.alpha["normal"][5]).numpy()
+    plain = sum(weights[k + 1] * out for k, out in enumerate(outputs))  # "none" adds 0
+    np.testing.assert_allclose(tf.keras.Model(inputs, mixed)(x), plain, atol=1e-5)
+
+
+def _random_arch(seed):
+    arch = darts.ArchitectureParameters(seed=seed)
+    rng = np.random.default_rng(seed)
+    for c in darts.CELL_TYPES:
+        arch.alpha[c].assign(rng.normal(size=arch.alpha[c].shape) * 3)
+        arch.beta[c].assign(rng.normal(size=arch.beta[c].shape) * 3)
+    return arch
+
+
+def test_derived_genotypes_have_two_distinct_earlier_inputs_and_no_none():
+    for seed in range(20):
+        genotype = darts.derive_genotype(_random_arch(seed))
+        for cell_type in darts.CELL_TYPES:
+            edges = genotype[cell_type]
+            assert len(edges) == 2 * ubnas.NODES
+            for node in range(ubnas.NODES):
+                sources = [s for _, s in edges[2 * node:2 * node + 2]]
+                assert len(set(sources)) == 2 and all(0 <= s < node + 2 for s in sources)
+            assert all(op in ubnas.OPERATIONS for op, _ in edges)
+
+
+def test_none_is_never_picked_even_when_strongest():
+    arch = _random_arch(0)
+    for c in darts.CELL_TYPES:
+        alpha = np.zeros(arch.alpha[c].shape, np.float32)
+        alpha[:, 0] = 10.0  # "none" dominates every edge
+        alpha[:, 4] = 1.0
+        arch.alpha[c].assign(alpha)
+    genotype = darts.derive_genotype(arch)
+    assert all(op == darts.PRIMITIVES[4] for c in darts.CELL_TYPES for op, _ in genotype[c])
+
+
+def _genotype_with_free_ops(count):
+    normal = [list(e) for e in GENOTYPE["normal"]]
+    convs = [e for e in normal if e[0] not in ubnas.PARAMETER_FREE]
+    frees = [e for e in normal if e[0] in ubnas.PARAMETER_FREE]
+    for edge in frees[count:]:
+        edge[0] = "bconv_3x3"
+    for edge in convs[: max(0, count - len(frees))]:
+        edge[0] = "skip_connect"
+    return {"normal": normal, "reduce": GENOTYPE["reduce"]}
+
+
+def test_early_stopping_on_parameter_free_collapse_not_one_epoch_early():
+    stopper = EarlyStopping(max_parameter_free=2, patience=None)
+    assert stopper.update(_genotype_with_free_ops(0)) is None
+    assert stopper.update(_genotype_with_free_ops(1)) is None
+    assert "2 parameter-free" in stopper.update(_genotype_with_free_ops(2))
+
+
+def test_early_stopping_on_a_stable_genotype_not_one_epoch_early():
+    stopper = EarlyStopping(max_parameter_free=None, patience=3)
+    a, b = _genotype_with_free_ops(0), _genotype_with_free_ops(1)
+    trace = [a, b, b, b]  # b unchanged for 2 epochs after it appears: not yet
+    assert [stopper.update(g) for g in trace] == [None] * 4
+    assert "unchanged for 3 epochs" in stopper.update(b)
+
+
+def test_plain_darts_settings_never_stop_early():
+    stopper = EarlyStopping(max_parameter_free=None, patience=None)
+    assert all(stopper.update(_genotype_with_free_ops(4)) is None for _ in range(10))
+
+
+@pytest.fixture(scope="module")
+def tiny_search():
+    config = DartsConfig(epochs=2, batch_size=16, layers_count=3, channels=8, k_normal=4,
+                         k_reduce=2, warmup_epochs=1)
+    return BilevelSearch(config, (16, 16, 1), 10)
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    return (tf.constant(rng.random((16, 16, 16, 1), np.float32)),
+            tf.constant(rng.integers(0, 10, 16), tf.int64))
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def test_architecture_step_leaves_weights_and_weight_step_leaves_alpha_beta(tiny_search):
+    s = tiny_search
+    weights, arch = _values(s.weight_variables), _values(s.arch_variables)
+    s._step(*_batch(1), s.arch_variables, s.arch_optimizer)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, _values(s.weight_variables)))
+    assert any(not np.array_equal(a, b) for a, b in zip(arch, _values(s.arch_variables)))
+    arch = _values(s.arch_variables)
+    s._step(*_batch(2), s.weight_variables, s.weight_optimizer)
+    assert all(np.array_equal(a, b) for a, b in zip(arch, _values(s.arch_variables)))
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, _values(s.weight_variables)))
+
+
+def test_search_resumes_from_its_epoch_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    data = (rng.random((32, 16, 16, 1), np.float32), rng.integers(0, 10, 32))
+    config = DartsConfig(epochs=1, batch_size=16, layers_count=1, channels=8, warmup_epochs=0,
+                         max_parameter_free=None, patience=None)  # one cell: quick to trace
+    first = BilevelSearch(config, (16, 16, 1), 10).run(data, data, tmp_path, log=lambda m: None)
+    assert len(first["epochs"]) == 1
+    config.epochs = 2
+    messages = []
+    second = BilevelSearch(config, (16, 16, 1), 10).run(data, data, tmp_path, log=messages.append)
+    assert messages[0] == "darts: resumed after epoch 1"
+    assert [e["epoch"] for e in second["epochs"]] == [1, 2]
+    assert second["epochs"][0] == first["epochs"][0]
+
+
+def test_genotype_network_builds_and_bad_genotypes_are_named():
+    model = ubnas.ubnas(input_shape=(28, 28, 1), num_classes=10, include_top=True, name="u",
+                        genotype=GENOTYPE, layers_count=3, channels=8)
+    assert model.output_shape == (None, 10)
+    unknown = {**GENOTYPE, "normal": [["conv_7x7", 0]] + GENOTYPE["normal"][1:]}
+    with pytest.raises(ubnas.GenotypeError, match="unknown operation 'conv_7x7'"):
+        ubnas.validate_genotype(unknown)
+    impossible = {**GENOTYPE, "normal": GENOTYPE["normal"][:2] + [["bconv_3x3", 3]] + GENOTYPE["normal"][3:]}
+    with pytest.raises(ubnas.GenotypeError, match="impossible: node 1 can only take inputs 0..2"):
+        ubnas.validate_genotype(impossible)
