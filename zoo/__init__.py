@@ -17,7 +17,7 @@ from zoo.registry import (  # noqa: E402
     get_record,
     list_models,
 )
-from zoo.models import densenet, mobilenet  # noqa: E402,F401  (register their models)
+from zoo.models import densenet, mobilenet, ubnas  # noqa: E402,F401  (register models)
 from zoo.profile import profile  # noqa: E402
 
 BinaryDenseNet28 = entry_point("BinaryDenseNet28")

@@ -27,3 +27,26 @@ def get(name: str):
         raise ValueError(
             f"Unknown preprocessing {name!r}; known: {sorted(PREPROCESSING)}."
         ) from None
+
+
+class Preprocess(tf.keras.layers.Layer):
+    """A weight-free layer that applies a named preprocessing inside the model, so the
+    model takes raw pixel values (what `weights=` named sets expect from users)."""
+
+    def __init__(self, preprocessing: str, **kwargs):
+        super().__init__(**kwargs)
+        self.preprocessing = preprocessing
+        self.fn = get(preprocessing)
+
+    def call(self, images):
+        return self.fn(images)
+
+    def get_config(self):
+        return {**super().get_config(), "preprocessing": self.preprocessing}
+
+
+def with_preprocessing(model, preprocessing: str):
+    """`model` behind a `Preprocess` layer: raw [0, 255] images in, predictions out."""
+    inputs = tf.keras.Input(shape=model.input_shape[1:])
+    outputs = model(Preprocess(preprocessing, name=f"preprocess_{preprocessing}")(inputs))
+    return tf.keras.Model(inputs, outputs, name=model.name)

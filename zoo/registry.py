@@ -34,6 +34,28 @@ class Weights:
     preprocessing: str = "imagenet"  # a key of zoo.preprocessing.PREPROCESSING
     metrics: Mapping[str, float] = field(default_factory=dict)
     source: str = ""  # who trained them, with which command or recipe
+    raw_input: bool = False  # the model then applies `preprocessing` itself
+
+
+def packaged_weights(record_file: str) -> Weights:
+    """Weights shipped in `zoo/weights/`, described by the JSON their training run wrote.
+
+    The JSON (made by `training/package.py` from a run's metrics.json) is the single
+    source of the file name, SHA-256, accuracy and command: nothing is typed by hand.
+    """
+    import json
+
+    data = json.loads((weights_io.PACKAGE_WEIGHTS_DIR / record_file).read_text())
+    return Weights(
+        dataset=data["dataset"],
+        top=WeightsFile(data["file"], data["sha256"]),
+        num_classes=data["num_classes"],
+        input_shape=tuple(data["input_shape"]),
+        preprocessing=data["preprocessing"],
+        metrics={"top1": 100 * data["top1"], "top5": 100 * data["top5"]},
+        source=data["command"],
+        raw_input=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -58,7 +80,21 @@ def _key(name: str) -> str:
     return name.lower().replace("-", "_").replace(" ", "")
 
 
+def shipped_weights(model_name: str) -> dict:
+    """Every `zoo/weights/{model_name}-{dataset}.json`, as named weights by data set."""
+    found = {}
+    for path in sorted(weights_io.PACKAGE_WEIGHTS_DIR.glob(f"{model_name}-*.json")):
+        weights = packaged_weights(path.name)
+        if path.stem == f"{model_name}-{weights.dataset}":
+            found[weights.dataset] = weights
+    return found
+
+
 def register(record: ModelRecord) -> ModelRecord:
+    """Add a record (with any weights shipped for it in `zoo/weights/`)."""
+    from dataclasses import replace
+
+    record = replace(record, weights={**record.weights, **shipped_weights(record.name)})
     for spelling in (record.name, *record.aliases):
         key = _key(spelling)
         if key in _LOOKUP and _LOOKUP[key] != record.name:
@@ -182,6 +218,10 @@ def build_model(
             raise ValueError(f"{record.name}: weights={weights!r} have no no-top file.")
         path = weights_io.fetch(file.location, file.sha256)
         weights_io.load_into(model, path, record.name)
+        if named.raw_input:
+            from zoo.preprocessing import with_preprocessing
+
+            model = with_preprocessing(model, named.preprocessing)
     elif weights is not None:
         weights_io.load_into(model, weights, record.name)
     return model

@@ -1,0 +1,49 @@
+"""Every weights file shipped in zoo/weights/: hash, loading, and its recorded accuracy."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from training import datasets
+from zoo import build_model, list_models, weights as weights_io
+from zoo.weights import WeightsError
+
+SHIPPED = [(r.name, key) for r in list_models() for key, w in r.weights.items()
+           if "://" not in w.top.location]
+
+
+def test_some_weights_are_shipped():
+    assert {key for _, key in SHIPPED} == {"fashion_mnist"}, SHIPPED
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist_test():
+    folder = datasets.find_fashion_mnist(None)
+    assert folder is not None, "install Debian's dataset-fashion-mnist (see .ci/run)"
+    images = datasets.read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None]
+    labels = datasets.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    return images, labels
+
+
+@pytest.mark.parametrize("name, key", SHIPPED)
+def test_shipped_weights_reach_their_recorded_accuracy_on_raw_images(name, key, fashion_mnist_test):
+    images, labels = fashion_mnist_test  # raw uint8: the model applies its preprocessing
+    model = build_model(name, weights=key)
+    accuracy = np.mean(np.argmax(model.predict(images, batch_size=500, verbose=0), -1) == labels)
+    recorded = next(r for r in list_models() if r.name == name).weights[key].metrics["top1"]
+    assert abs(100 * accuracy - recorded) <= 0.2, (100 * accuracy, recorded)
+
+
+@pytest.mark.parametrize("name, key", SHIPPED[:1])
+def test_a_corrupted_shipped_file_is_refused(name, key, tmp_path, monkeypatch):
+    weights = next(r for r in list_models() if r.name == name).weights[key]
+    copy_dir = tmp_path / "weights"
+    shutil.copytree(weights_io.PACKAGE_WEIGHTS_DIR, copy_dir)
+    path = copy_dir / weights.top.location
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(weights_io, "PACKAGE_WEIGHTS_DIR", copy_dir)
+    with pytest.raises(WeightsError, match="SHA-256"):
+        build_model(name, weights=key)
