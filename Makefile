@@ -16,6 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m zoo list
+	$(PY) benchmarks/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -25,6 +26,7 @@ docs: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/training_throughput.py
+	$(PY) benchmarks/inference.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

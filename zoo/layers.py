@@ -121,8 +121,8 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
                 f"channels per group, and {self.block} must divide {channels}."
             )
         self.initial_groups = groups
-        self.input_quantizer = quantization.input_quantizer()
-        self.kernel_quantizer = quantization.kernel_quantizer()
+        self.input_quantizer = quantization.input_quantizer() or tf.identity
+        self.kernel_quantizer = quantization.kernel_quantizer() or tf.identity
         self.kernel_constraint = quantization.kernel_constraint()
 
     def build(self, input_shape):

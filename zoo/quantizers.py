@@ -5,9 +5,24 @@ weights are clipped. Layers ask it for fresh quantizer objects (`conv_kwargs`), 
 two layers share a stateful quantizer instance.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import larq as lq
+
+_float_twin = False
+
+
+@contextlib.contextmanager
+def float_twin():
+    """Models built inside this block have no quantizers: the full-precision twin of the
+    same network, the baseline for memory, size and latency comparisons."""
+    global _float_twin
+    previous, _float_twin = _float_twin, True
+    try:
+        yield
+    finally:
+        _float_twin = previous
 
 
 @dataclass(frozen=True)
@@ -16,15 +31,17 @@ class BinaryQuantization:
     clip_value: float  # STE clip for activations/weights and the latent-weight clip
 
     def input_quantizer(self):
+        if _float_twin:
+            return None
         if self.activation == "approx_sign":
             return lq.quantizers.ApproxSign()
         return lq.quantizers.SteSign(clip_value=self.clip_value)
 
     def kernel_quantizer(self):
-        return lq.quantizers.SteSign(clip_value=self.clip_value)
+        return None if _float_twin else lq.quantizers.SteSign(clip_value=self.clip_value)
 
     def kernel_constraint(self):
-        return lq.constraints.WeightClip(clip_value=self.clip_value)
+        return None if _float_twin else lq.constraints.WeightClip(clip_value=self.clip_value)
 
     def conv_kwargs(self) -> dict:
         return dict(

@@ -255,3 +255,11 @@ def entry_point(model_name: str):
         f"{', '.join(record.weights) or 'none'}."
     )
     return build
+
+
+def build_float_twin(name: str, **kwargs):
+    """The same network as `build_model(name, **kwargs)` with every quantizer removed."""
+    from zoo.quantizers import float_twin
+
+    with float_twin():
+        return build_model(name, **kwargs)

@@ -1,0 +1,61 @@
+"""LCE inference: flatbuffer size and latency of binary models against their float twins.
+
+    python benchmarks/inference.py [--repeats 20]
+
+Each model is converted with Larq Compute Engine and timed in LCE's x86 interpreter at
+1 and 2 threads (median of --repeats single-image runs); its float twin (the same network,
+quantizers removed) is converted and timed in the same run. LCE's fast binary kernels
+target 64-bit ARM: on x86 binary layers are not expected to beat float XNNPack.
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zoo  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.common import machine, save  # noqa: E402
+from training.export import export_tflite, lce_latency_ms  # noqa: E402
+
+CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
+    (r.name, tuple(r.default_input_shape), r.default_num_classes)
+    for r in zoo.list_models() if tuple(r.default_input_shape) == (28, 28, 1)
+]
+
+
+def measure(model, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        size = export_tflite(model, path)
+        return {"bytes": size,
+                "latency_ms_1_thread": lce_latency_ms(path, 1, repeats),
+                "latency_ms_2_threads": lce_latency_ms(path, 2, repeats)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args(argv)
+    rows = []
+    for name, shape, classes in CASES:
+        kwargs = dict(input_shape=shape, num_classes=classes)
+        binary = measure(zoo.build_model(name, **kwargs), args.repeats)
+        twin = measure(zoo.build_float_twin(name, **kwargs), args.repeats)
+        tf.keras.backend.clear_session()
+        row = {"model": name, "input_shape": list(shape), "binary": binary, "float_twin": twin,
+               "size_ratio": twin["bytes"] / binary["bytes"],
+               "latency_ratio_1_thread": twin["latency_ms_1_thread"] / binary["latency_ms_1_thread"]}
+        rows.append(row)
+        print(f"{name} {shape}: {binary['bytes'] / 1e6:.2f} MB vs float {twin['bytes'] / 1e6:.2f} MB; "
+              f"{binary['latency_ms_1_thread']:.2f} / {binary['latency_ms_2_threads']:.2f} ms vs float "
+              f"{twin['latency_ms_1_thread']:.2f} / {twin['latency_ms_2_threads']:.2f} ms (1 / 2 threads)",
+              flush=True)
+    print(f"saved {save('inference', {'machine': machine(), 'repeats': args.repeats, 'models': rows})}")
+
+
+if __name__ == "__main__":
+    main()
