@@ -209,3 +209,18 @@ def test_chief_and_workers_share_one_search(tmp_path):
     assert {e["tuner_id"] for e in evaluations} == {"tuner0", "tuner1"}
     assert len({tuple(e["groups"]) for e in evaluations}) == 10
     assert len(json.loads((out / "evolution_trials.json").read_text())) == 10
+
+
+def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
+    supernet = Supernet(SearchSpace(), seed=0)
+    rng = np.random.default_rng(0)
+    batches = [rng.random((16, 28, 28, 1), dtype=np.float32) for _ in range(3)]
+    supernet(batches[0])
+    supernet.recalibrate_batch_norm(batches)
+    first_norm = next(l for l in supernet.net.layers if isinstance(l, tf.keras.layers.BatchNormalization))
+    stem = tf.keras.Model(supernet.net.input, first_norm.input)
+    means = [tf.reduce_mean(stem(b), axis=[0, 1, 2]).numpy() for b in batches]
+    m = first_norm.momentum
+    weights = np.array([(1 - m) * m ** (2 - k) for k in range(3)]) / (1 - m ** 3)
+    np.testing.assert_allclose(first_norm.moving_mean.numpy(),
+                               sum(w * mu for w, mu in zip(weights, means)), rtol=1e-4, atol=1e-6)

@@ -66,23 +66,31 @@ class Supernet(tf.keras.Model):
     def recalibrate_batch_norm(self, batches) -> None:
         """Recompute BatchNorm statistics for the current configuration (SPOS).
 
-        Moving averages are reset, then set to the running mean over the batches.
+        Moving averages restart at zero; after n batches with momentum m, dividing by
+        (1 - m^n) removes the start's bias, leaving a weighted mean over the batches.
         """
         norms = [l for l in self.net.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
-        saved = [n.momentum for n in norms]
         for n in norms:
             n.moving_mean.assign(tf.zeros_like(n.moving_mean))
-            n.moving_variance.assign(tf.ones_like(n.moving_variance))
-        for k, images in enumerate(batches):
-            for n in norms:
-                n.momentum = k / (k + 1.0)
-            self.net(images, training=True)
-        for n, m in zip(norms, saved):
-            n.momentum = m
+            n.moving_variance.assign(tf.zeros_like(n.moving_variance))
+        for images in batches:
+            self._forward_training(images)
+        correction = 1.0 - norms[0].momentum ** len(batches)
+        for n in norms:
+            n.moving_mean.assign(n.moving_mean / correction)
+            n.moving_variance.assign(n.moving_variance / correction)
+
+    @tf.function(reduce_retracing=True)
+    def _forward_training(self, images):
+        return self.net(images, training=True)
+
+    @tf.function(reduce_retracing=True)
+    def _forward(self, images):
+        return self.net(images, training=False)
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
         correct = 0
         for start in range(0, len(images), batch_size):
-            probs = self.net(images[start:start + batch_size], training=False)
+            probs = self._forward(images[start:start + batch_size])
             correct += int(np.sum(np.argmax(probs, -1) == labels[start:start + batch_size]))
         return correct / len(images)
