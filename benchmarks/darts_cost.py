@@ -1,0 +1,62 @@
+"""Search cost of UBNAS settings against plain binary DARTS, side by side.
+
+    python benchmarks/darts_cost.py [--epochs 6] [--train-examples 1024]
+
+Both searches get the same data, epochs budget and supernet size: ours with partial
+channels (K=4 normal, K=2 reduce) and early stopping, plain DARTS with K=1 and no early
+stopping. Reports CPU seconds of each search (process time, so the ratio holds on a
+loaded machine), and the accuracy of each derived genotype retrained from scratch with
+one recipe. Results: benchmarks/results/darts_cost.json.
+"""
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zoo  # noqa: E402,F401
+
+from benchmarks.common import machine, save  # noqa: E402
+from search.darts.search import BilevelSearch, DartsConfig  # noqa: E402
+from search.darts.tuner import score_genotype  # noqa: E402
+from search.data import train_val_arrays  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--train-examples", type=int, default=1024)
+    parser.add_argument("--val-examples", type=int, default=1024)
+    parser.add_argument("--retrain-epochs", type=int, default=3)
+    args = parser.parse_args(argv)
+    train, val = train_val_arrays("fashion_mnist", train_examples=args.train_examples,
+                                  val_examples=args.val_examples)
+    base = DartsConfig(epochs=args.epochs, warmup_epochs=1, layers_count=3, channels=8)
+    settings = {
+        "ours": base,
+        "plain": replace(base, k_normal=1, k_reduce=1, max_parameter_free=None, patience=None),
+    }
+    rows = {}
+    for name, config in settings.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            result = BilevelSearch(config, (28, 28, 1), 10).run(
+                train, val, Path(tmp), log=lambda m, n=name: print(f"[{n}] {m}", flush=True))
+        accuracy = score_genotype(result["genotype"], train, val, epochs=args.retrain_epochs,
+                                  layers_count=config.layers_count, channels=config.channels)
+        rows[name] = {"cpu_seconds": result["cpu_seconds"], "epochs_run": len(result["epochs"]),
+                      "stopped": result["stopped"], "genotype": result["genotype"],
+                      "retrained_val_accuracy": accuracy}
+        print(f"{name}: {result['cpu_seconds']:.0f} CPU s over {len(result['epochs'])} epochs, "
+              f"retrained genotype {100 * accuracy:.2f}%", flush=True)
+    ratio = rows["plain"]["cpu_seconds"] / rows["ours"]["cpu_seconds"]
+    gap = 100 * (rows["ours"]["retrained_val_accuracy"] - rows["plain"]["retrained_val_accuracy"])
+    print(f"plain / ours CPU time = {ratio:.2f}x; ours - plain accuracy = {gap:+.2f} points")
+    save("darts_cost", {"machine": machine(), "args": vars(args), "runs": rows,
+                        "cost_ratio_plain_over_ours": ratio, "accuracy_gap_points": gap})
+
+
+if __name__ == "__main__":
+    main()
