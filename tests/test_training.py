@@ -76,6 +76,33 @@ def test_fashion_mnist_one_epoch_learns(tmp_path):
     assert metrics["tflite"]["bytes"] == (out / "BinaryDenseNetTiny.tflite").stat().st_size > 0
     scored = evaluate("fashion_mnist", "BinaryDenseNetTiny", str(out / "final.h5"))
     assert abs(scored["top1"] - metrics["final"]["top1"]) < 1e-6
+    _check_packaging(out, metrics, tmp_path)
+
+
+def _check_packaging(run_dir, metrics, tmp_path):
+    """package() ships the run: the registry finds it, raw uint8 images classify as in training."""
+    import dataclasses
+
+    from training.package import package
+    from zoo import build_model, registry, weights as weights_io
+
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weights_io, "PACKAGE_WEIGHTS_DIR", weights_dir)
+        entry = json.loads(package(run_dir).read_text())
+        assert entry["sha256"] == weights_io.sha256_of(weights_dir / entry["file"])
+        assert entry["top1"] == metrics["final"]["top1"] and entry["command"] == metrics["command"]
+        shipped = registry.shipped_weights("BinaryDenseNetTiny")
+        assert shipped["fashion_mnist"].metrics["top1"] == 100 * entry["top1"]
+        record = registry.get_record("BinaryDenseNetTiny")
+        patch.setitem(registry._REGISTRY, record.name, dataclasses.replace(record, weights=shipped))
+        model = build_model("BinaryDenseNetTiny", weights="fashion_mnist")
+        folder = datasets.find_fashion_mnist(None)
+        images = datasets.read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None]
+        labels = datasets.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+        accuracy = np.mean(np.argmax(model.predict(images, batch_size=1000, verbose=0), -1) == labels)
+        assert abs(accuracy - metrics["final"]["top1"]) < 1e-6
 
 
 def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):

@@ -1,4 +1,4 @@
-"""Ship a training run's weights in the zoo: `python training/package.py RUN_DIR NAME`.
+"""Ship a training run's weights in the zoo: `python training/package.py RUN_DIR [--name N]`.
 
 Copies the run's final weights (converted to the deployable form) into `zoo/weights/`
 and writes the JSON record the registry reads: file, SHA-256, data set, accuracy,
@@ -20,9 +20,22 @@ from zoo import weights as weights_io  # noqa: E402
 from training import datasets  # noqa: E402
 
 
-def package(run_dir: Path, dataset_key: str = None) -> Path:
+def add_searched(name: str, base: str, config: dict, found_by: str) -> None:
+    """Record a searched configuration in zoo/models/searched.json (data, not code)."""
+    from zoo.registry import SEARCHED_FILE
+
+    entries = json.loads(SEARCHED_FILE.read_text()) if SEARCHED_FILE.exists() else []
+    family = zoo.get_record(base).family
+    entries = [e for e in entries if e["name"] != name]
+    entries.append({"name": name, "family": family, "base": base, "config": config,
+                    "found_by": found_by})
+    SEARCHED_FILE.write_text(json.dumps(entries, indent=2) + "\n")
+
+
+def package(run_dir: Path, name: str = None) -> Path:
+    """Ship a run's weights, under the run's model name or a registered `name`."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    record = zoo.get_record(metrics["model"])
+    record = zoo.get_record(name or metrics["model"])
     spec = datasets.get_spec(metrics["dataset"])
     trained = zoo.build_model(record.name, input_shape=tuple(metrics["input_shape"]),
                               num_classes=spec.num_classes, **metrics["model_config"])
@@ -60,8 +73,16 @@ def _deployable(record, trained, metrics, spec):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--name", help="register the run's configuration as this model")
+    parser.add_argument("--found-by", default="", help="provenance of a searched configuration")
     args = parser.parse_args(argv)
-    print(f"wrote {package(args.run_dir)}")
+    if args.name:
+        metrics = json.loads((args.run_dir / "metrics.json").read_text())
+        config = {k: v for k, v in metrics["model_config"].items() if k != "form"}
+        add_searched(args.name, metrics["model"], config, args.found_by)
+        zoo.registry.register_searched(zoo.get_record(metrics["model"]).family)
+        print(f"registered {args.name} in zoo/models/searched.json")
+    print(f"wrote {package(args.run_dir, args.name)}")
 
 
 if __name__ == "__main__":

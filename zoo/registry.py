@@ -90,6 +90,29 @@ def shipped_weights(model_name: str) -> dict:
     return found
 
 
+SEARCHED_FILE = weights_io.PACKAGE_WEIGHTS_DIR.parent / "models" / "searched.json"
+
+
+def searched_entries(family: str) -> list:
+    """Configurations our searches found, as data: `zoo/models/searched.json`."""
+    import json
+
+    if not SEARCHED_FILE.exists():
+        return []
+    return [e for e in json.loads(SEARCHED_FILE.read_text()) if e["family"] == family]
+
+
+def register_searched(family: str) -> None:
+    """Register each searched configuration of a family as a variant of its base model."""
+    from dataclasses import replace
+
+    for entry in searched_entries(family):
+        base = get_record(entry["base"])
+        register(replace(base, name=entry["name"], aliases=(), weights={},
+                         config={**base.config, **entry["config"]},
+                         paper=f"{base.paper}; found by {entry['found_by']}"))
+
+
 def register(record: ModelRecord) -> ModelRecord:
     """Add a record (with any weights shipped for it in `zoo/weights/`)."""
     from dataclasses import replace

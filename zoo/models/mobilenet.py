@@ -13,7 +13,7 @@ first convolution and the classifier stay in full precision, as in every accurat
 import tensorflow as tf
 
 from zoo import layers, quantizers
-from zoo.registry import ModelRecord, register
+from zoo.registry import ModelRecord, register, register_searched
 
 PAPER = "Phan et al. 2020, Binarizing MobileNet via Evolution-based Searching (CVPR)"
 
@@ -127,3 +127,5 @@ for _name, _groups, _shape, _classes, _config in (
             default_num_classes=_classes,
         )
     )
+
+register_searched("BinaryMobileNet")  # e.g. BinaryMobileNet-Evo, from search/evolution
