@@ -6,7 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs benchmarks clean
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test docs benchmarks clean data
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,11 +16,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Fashion-MNIST, offline, from Debian's package (needs root or sudo on Debian/Ubuntu).
+data:
+	@test -d $(FASHION_MNIST) || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "warning: install Debian's dataset-fashion-mnist for the Fashion-MNIST demo and tests" >&2
+
+demo: $(STAMP) data
 	$(PY) -m zoo list
 	$(PY) benchmarks/demo.py
 
-test: $(STAMP)
+test: $(STAMP) data
 	$(PY) -m pytest -q
 
 docs: $(STAMP)
