@@ -26,7 +26,7 @@ demo: $(STAMP) data
 	$(PY) benchmarks/demo.py
 
 test: $(STAMP) data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 docs: $(STAMP)
 	$(PY) docs/generate.py

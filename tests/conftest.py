@@ -24,13 +24,14 @@ def imagenet_sample_files(count: int):
 
 @pytest.fixture(scope="session")
 def imagenet_batch():
-    """Eight real ImageNet JPEGs, centre-cropped to 224 and normalised as for ImageNet."""
+    """Four real ImageNet JPEGs (one grayscale), centre-cropped to 224 and normalised."""
     from zoo.preprocessing import imagenet
 
-    files, _ = imagenet_sample_files(8)
+    files, _ = imagenet_sample_files(3)
+    files = files + [SAMPLES / "n02096051.JPEG"]  # a single-channel JPEG
     images = []
     for path in files:
-        image = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3)
+        image = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3)  # gray -> RGB
         image = tf.image.resize_with_crop_or_pad(tf.image.resize(image, (256, 256)), 224, 224)
         images.append(imagenet(image))
     return np.stack(images)

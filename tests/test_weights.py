@@ -82,7 +82,10 @@ def test_weights_of_another_architecture_name_both(tmp_path):
 
 
 def test_the_published_imagenet_records_pin_larq_zoo_files():
-    for record in registry.list_models("BinaryDenseNet"):
+    with_imagenet = [r for r in registry.list_models() if "imagenet" in r.weights]
+    assert [r.name for r in with_imagenet] == [
+        "BinaryDenseNet28", "BinaryDenseNet37", "BinaryDenseNet37Dilated", "BinaryDenseNet45"]
+    for record in with_imagenet:
         weights = record.weights["imagenet"]
         for file in (weights.top, weights.no_top):
             assert file.location.startswith("https://github.com/larq/zoo/releases/download/")
