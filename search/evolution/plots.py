@@ -70,7 +70,7 @@ def write_outputs(output_dir: Path, oracle, space, budget: dict, prefix: str) ->
         writer.writeheader()
         writer.writerows(rows)
     plot_pareto(rows, output_dir / f"{prefix}_pareto.png")
-    best = max(rows, key=lambda r: r["val_accuracy"])
+    best = max(rows, key=lambda r: (r["val_accuracy"], -r["binary_macs"]))  # ties: cheaper
     result = {
         "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
         **{k: best[k] for k in COSTS}, "budget": budget, "trials": len(rows),
