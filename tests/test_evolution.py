@@ -224,3 +224,16 @@ def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
     weights = np.array([(1 - m) * m ** (2 - k) for k in range(3)]) / (1 - m ** 3)
     np.testing.assert_allclose(first_norm.moving_mean.numpy(),
                                sum(w * mu for w, mu in zip(weights, means)), rtol=1e-4, atol=1e-6)
+
+
+def test_masked_training_form_converts_to_the_deployable_grouped_model():
+    from zoo.models.mobilenet import to_grouped
+
+    groups = [16, 8, 32, 64, 32, 128, 64, 16, 256, 32, 128, 64, 512]
+    masked = build_model("BinaryMobileNet-Depthwise", groups=groups, form="masked")
+    x = np.random.default_rng(1).random((4, 28, 28, 1), dtype=np.float32)
+    masked.compile(tf.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    masked.fit(x, np.arange(4), epochs=2, verbose=0)  # move BN statistics and kernels
+    grouped = to_grouped(masked, build_model("BinaryMobileNet-Depthwise", groups=groups))
+    assert any(isinstance(l, lq.layers.QuantConv2D) and l.groups > 1 for l in grouped.layers)
+    np.testing.assert_allclose(grouped.predict(x, verbose=0), masked.predict(x, verbose=0), atol=1e-4)
