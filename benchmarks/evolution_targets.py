@@ -39,6 +39,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search-dir", default="runs/evolution")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=["evolution", "random", "depthwise", "dense"],
+                        help="which of the four to retrain (finished runs are resumed, not redone)")
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)
     evolved = json.loads((search_dir / "evolution_best.json").read_text())
@@ -48,7 +50,8 @@ def main(argv=None):
                   ("random", random_best["groups"], "masked"),
                   ("depthwise", channels, "masked"),
                   ("dense", [1] * len(channels), "grouped")]  # groups=1: a plain conv
-    rows = [retrain(name, groups, form, args) for name, groups, form in candidates]
+    rows = [retrain(name, groups, form, args) for name, groups, form in candidates
+            if name in args.models]
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
     by_name = {r["name"]: r for r in rows}
     ours = by_name["evolution"]
@@ -57,6 +60,7 @@ def main(argv=None):
         "budget": evolved["budget"],
         "search": {"supernet_seconds": supernet["seconds"], "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},
+        "not_retrained": sorted(set(n for n, _, _ in candidates) - set(by_name)),
         "evolution_beats": {n: ours["top1"] > r["top1"] for n, r in by_name.items() if n != "evolution"},
         "evolution_macs_not_above": {n: ours["binary_macs"] <= r["binary_macs"]
                                      for n, r in by_name.items() if n != "evolution"},

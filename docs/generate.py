@@ -69,7 +69,9 @@ def evolution_section(data):
              "|---|---|---|---|"]
     for r in data["models"]:
         lines.append(f"| {r['name']} | {100 * r['top1']:.2f} | {r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |")
-    lines += ["", f"Evolution beats: {data['evolution_beats']}. {_machine(data)}"]
+    skipped = data.get("not_retrained") or []
+    lines += ["", f"Evolution beats: {data['evolution_beats']}."
+              + (f" Not retrained: {', '.join(skipped)}." if skipped else "") + f" {_machine(data)}"]
     return lines
 
 
