@@ -1,8 +1,5 @@
 """Differentiable binary search (UBNAS): operations, supernet, derivation, stopping."""
 
-import io
-from contextlib import redirect_stdout
-from pathlib import Path
 
 import larq as lq
 import numpy as np

@@ -11,7 +11,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 from keras_tuner.engine import base_tuner
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from zoo import build_model, profile
+from zoo import build_model, get_record, profile
 from zoo.models import mobilenet
 
 # Channels per group a block may use: 1 is depthwise; more widens the binary output range.
@@ -19,16 +19,13 @@ class SearchSpace:
         self.input_shape = tuple(input_shape) if input_shape else None
         self.num_classes = num_classes
         self.model_config = model_config
-        width = model_config.get("width_multiplier", self._record_config()["width_multiplier"])
-        self.channels = mobilenet.block_channels(width)
+        self.record = get_record(model_name)
+        # The network being searched: the record's configuration with the caller's overrides.
+        self.network_config = {**self.record.config, **model_config}
+        self.channels = mobilenet.block_channels(self.network_config["width_multiplier"])
         self.choices = [
             [c // k for k in CHANNELS_PER_GROUP if c % k == 0 and k <= c] for c in self.channels
         ]
-
-    def _record_config(self):
-        from zoo import get_record
-
-        return get_record(self.model_name).config
 
     def validate(self, groups) -> list:
         groups = list(groups)
@@ -44,7 +41,6 @@ class SearchSpace:
 
     @functools.lru_cache(maxsize=None)
     def _costs(self, groups: tuple) -> dict:
-        from zoo import keras_setup  # noqa: F401
         import tensorflow as tf
 
         costs = profile(self.build(groups)).as_dict()

@@ -21,9 +21,7 @@ class Supernet(tf.keras.Model):
     def __init__(self, space: SearchSpace, seed: int = 0):
         super().__init__(name="supernet")
         self.space = space
-        record_config = dict(space._record_config(), **space.model_config)
-        record_config.pop("groups", None)
-        record_config.pop("form", None)
+        topology = {k: v for k, v in space.network_config.items() if k not in ("groups", "form")}
         self.masked = []
 
         def shared_group_conv(channels, groups, strides, block):
@@ -32,13 +30,10 @@ class Supernet(tf.keras.Model):
             self.masked.append(conv)
             return conv
 
-        from zoo import get_record
-
-        record = get_record(space.model_name)
         self.net = mobilenet.binary_mobilenet(
-            input_shape=space.input_shape or record.default_input_shape,
+            input_shape=space.input_shape or space.record.default_input_shape,
             num_classes=space.num_classes, include_top=True, name="supernet_net",
-            groups="depthwise", group_conv=shared_group_conv, **record_config,
+            groups="depthwise", group_conv=shared_group_conv, **topology,
         )
         self.choice_tables = [tf.constant(c, tf.int32) for c in space.choices]
         self.rng = tf.random.Generator.from_seed(seed)
