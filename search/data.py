@@ -24,3 +24,12 @@ def train_val_arrays(dataset: str, *, train_examples=None, val_examples=10_000, 
     split = len(images) - val_examples
     end = split if train_examples is None else min(split, train_examples)
     return (images[:end], labels[:end]), (images[split:], labels[split:])
+
+
+def accuracy(forward, images, labels, batch_size: int = 500) -> float:
+    """Top-1 accuracy of `forward(images) -> probabilities`, in batches."""
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        probs = forward(images[start:start + batch_size])
+        correct += int(np.sum(np.argmax(probs, -1) == labels[start:start + batch_size]))
+    return correct / len(images)

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from search import data
 from search.darts.early_stopping import EarlyStopping
 from search.darts.supernet import CELL_TYPES, build_supernet, derive_genotype
 
@@ -127,9 +128,5 @@ class BilevelSearch:
         state_path.write_text(json.dumps(state))
         return state
 
-    def accuracy(self, images, labels, batch_size=500) -> float:
-        correct = 0
-        for i in range(0, len(images), batch_size):
-            probs = self.model(images[i:i + batch_size], training=False)
-            correct += int(np.sum(np.argmax(probs, -1) == labels[i:i + batch_size]))
-        return correct / len(images)
+    def accuracy(self, images, labels) -> float:
+        return data.accuracy(lambda x: self.model(x, training=False), images, labels)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from zoo import layers, quantizers
 from zoo.models import mobilenet
+from search import data
 from search.evolution.space import SearchSpace
 
 
@@ -83,9 +84,5 @@ class Supernet(tf.keras.Model):
     def _forward(self, images):
         return self.net(images, training=False)
 
-    def accuracy(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
-        correct = 0
-        for start in range(0, len(images), batch_size):
-            probs = self._forward(images[start:start + batch_size])
-            correct += int(np.sum(np.argmax(probs, -1) == labels[start:start + batch_size]))
-        return correct / len(images)
+    def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
+        return data.accuracy(self._forward, images, labels)
