@@ -7,8 +7,9 @@ record's builder and configuration, and loads weights through `zoo.weights`.
 from __future__ import annotations
 
 import difflib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Optional, Sequence
 
 from zoo import weights as weights_io
@@ -43,8 +44,6 @@ def packaged_weights(record_file: str) -> Weights:
     The JSON (made by `training/package.py` from a run's metrics.json) is the single
     source of the file name, SHA-256, accuracy and command: nothing is typed by hand.
     """
-    import json
-
     data = json.loads((weights_io.PACKAGE_WEIGHTS_DIR / record_file).read_text())
     return Weights(
         dataset=data["dataset"],
@@ -95,8 +94,6 @@ SEARCHED_FILE = weights_io.PACKAGE_WEIGHTS_DIR.parent / "models" / "searched.jso
 
 def searched_entries(family: str) -> list:
     """Configurations our searches found, as data: `zoo/models/searched.json`."""
-    import json
-
     if not SEARCHED_FILE.exists():
         return []
     return [e for e in json.loads(SEARCHED_FILE.read_text()) if e["family"] == family]
@@ -104,8 +101,6 @@ def searched_entries(family: str) -> list:
 
 def register_searched(family: str) -> None:
     """Register each searched configuration of a family as a variant of its base model."""
-    from dataclasses import replace
-
     for entry in searched_entries(family):
         base = get_record(entry["base"])
         register(replace(base, name=entry["name"], aliases=(), weights={},
@@ -115,8 +110,6 @@ def register_searched(family: str) -> None:
 
 def register(record: ModelRecord) -> ModelRecord:
     """Add a record (with any weights shipped for it in `zoo/weights/`)."""
-    from dataclasses import replace
-
     record = replace(record, weights={**record.weights, **shipped_weights(record.name)})
     for spelling in (record.name, *record.aliases):
         key = _key(spelling)

@@ -55,9 +55,9 @@ class Supernet(tf.keras.Model):
             index = self.rng.uniform((), 0, tf.shape(table)[0], dtype=tf.int32)
             conv.groups.assign(tf.gather(table, index))
 
-    def train_step(self, data):
+    def train_step(self, batch):
         self.sample_groups()
-        return super().train_step(data)
+        return super().train_step(batch)
 
     def recalibrate_batch_norm(self, batches) -> None:
         """Recompute BatchNorm statistics for the current configuration (SPOS).
