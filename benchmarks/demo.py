@@ -30,8 +30,7 @@ def test_set():
     folder = datasets.find_fashion_mnist(None)
     if folder is None:
         sys.exit("error: Fashion-MNIST not found; `apt-get install dataset-fashion-mnist`.")
-    return (datasets.read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None],
-            datasets.read_idx(folder / "t10k-labels-idx1-ubyte.gz"))
+    return datasets.idx_arrays(folder, "test")
 
 
 def evaluate(record, images, labels) -> dict:

@@ -21,9 +21,7 @@ def test_some_weights_are_shipped():
 def fashion_mnist_test():
     folder = datasets.find_fashion_mnist(None)
     assert folder is not None, "install Debian's dataset-fashion-mnist (see .ci/run)"
-    images = datasets.read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None]
-    labels = datasets.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
-    return images, labels
+    return datasets.idx_arrays(folder, "test")
 
 
 @pytest.mark.parametrize("name, key", SHIPPED)

@@ -98,9 +98,7 @@ def _check_packaging(run_dir, metrics, tmp_path):
         record = registry.get_record("BinaryDenseNetTiny")
         patch.setitem(registry._REGISTRY, record.name, dataclasses.replace(record, weights=shipped))
         model = build_model("BinaryDenseNetTiny", weights="fashion_mnist")
-        folder = datasets.find_fashion_mnist(None)
-        images = datasets.read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None]
-        labels = datasets.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+        images, labels = datasets.idx_arrays(datasets.find_fashion_mnist(None), "test")
         accuracy = np.mean(np.argmax(model.predict(images, batch_size=1000, verbose=0), -1) == labels)
         assert abs(accuracy - metrics["final"]["top1"]) < 1e-6
 

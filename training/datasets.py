@@ -93,10 +93,15 @@ def find_fashion_mnist(data_dir: Optional[str]) -> Optional[Path]:
     return None
 
 
-def _idx_split(folder: Path, split: str) -> tf.data.Dataset:
+def idx_arrays(folder: Path, split: str):
+    """Raw uint8 images (N, 28, 28, 1) and int64 labels of a Fashion-MNIST split."""
     images_file, labels_file = FASHION_MNIST_FILES[split]
     images = read_idx(folder / images_file)[..., np.newaxis]
-    labels = read_idx(folder / labels_file).astype(np.int64)
+    return images, read_idx(folder / labels_file).astype(np.int64)
+
+
+def _idx_split(folder: Path, split: str) -> tf.data.Dataset:
+    images, labels = idx_arrays(folder, split)
     return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
 
 

@@ -7,12 +7,11 @@ batches, measure validation accuracy, report it with the larq-counted costs.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from keras_tuner.engine import base_tuner
 
+from training.report import write_json
 from search.evolution.oracle import gene_name
 
 
@@ -40,10 +39,7 @@ class SupernetTuner(base_tuner.BaseTuner):
         costs = self.space.costs(groups)
         record = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id, "groups": groups,
                   "val_accuracy": accuracy, **costs}
-        path = self.evaluations_dir / f"{trial.trial_id}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, path)
+        write_json(self.evaluations_dir / f"{trial.trial_id}.json", record)
         print(f"[{self.tuner_id}] trial {trial.trial_id}: val acc {100 * accuracy:.2f}%  "
               f"binary MACs {costs['binary_macs'] / 1e6:.2f}M  memory "
               f"{costs['memory_mb']:.3f} MB  groups {groups}", flush=True)
