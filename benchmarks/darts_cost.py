@@ -45,7 +45,7 @@ def main(argv=None):
             result = BilevelSearch(config, (28, 28, 1), 10).run(
                 train, val, Path(tmp), log=lambda m, n=name: print(f"[{n}] {m}", flush=True))
         accuracy = score_genotype(result["genotype"], train, val, epochs=args.retrain_epochs,
-                                  layers_count=config.layers_count, channels=config.channels)
+                                  config=config)
         rows[name] = {"cpu_seconds": result["cpu_seconds"], "epochs_run": len(result["epochs"]),
                       "stopped": result["stopped"], "genotype": result["genotype"],
                       "retrained_val_accuracy": accuracy}

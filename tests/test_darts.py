@@ -182,3 +182,41 @@ def test_genotype_network_builds_and_bad_genotypes_are_named():
     impossible = {**GENOTYPE, "normal": GENOTYPE["normal"][:2] + [["bconv_3x3", 3]] + GENOTYPE["normal"][3:]}
     with pytest.raises(ubnas.GenotypeError, match="impossible: node 1 can only take inputs 0..2"):
         ubnas.validate_genotype(impossible)
+
+
+def test_ubnas_entry_point_takes_any_genotype_and_a_strided_stem():
+    import zoo
+
+    model = zoo.UBNAS(genotype=GENOTYPE, layers=3, channels=8, stem_strides=2)
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    stem = next(layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D))
+    assert stem.strides == (2, 2)
+    with pytest.raises(ubnas.GenotypeError, match="needs genotype="):
+        zoo.UBNAS(genotype=None)
+
+
+def test_a_search_result_registers_as_a_named_ubnas_model(tmp_path, monkeypatch):
+    import json
+
+    from training import package
+    from zoo import registry
+
+    monkeypatch.setattr(registry, "SEARCHED_FILE", tmp_path / "searched.json")
+    result = tmp_path / "darts_genotype.json"
+    result.write_text(json.dumps({
+        "genotype": GENOTYPE, "epochs_run": 3, "stopped": None, "cpu_seconds": 12.0,
+        "config": {"layers_count": 3, "channels": 8, "k_normal": 4, "k_reduce": 2,
+                   "stem_strides": 2}}))
+    package.main(["--genotype", str(result), "--name", "UBNAS-Test", "--layers", "3",
+                  "--channels", "8"])
+    entry = json.loads((tmp_path / "searched.json").read_text())[0]
+    assert entry["config"] == {"genotype": GENOTYPE, "layers_count": 3, "channels": 8,
+                               "stem_strides": 2}
+    registry.register_searched("UBNAS", template=ubnas.TEMPLATE)
+    try:
+        record = registry.get_record("ubnas-test")
+        assert record.family == "UBNAS" and "K=4/2" in record.paper
+        assert registry.build_model("UBNAS-Test").output_shape == (None, 10)
+    finally:
+        registry._REGISTRY.pop("UBNAS-Test")
+        registry._LOOKUP.pop(registry._key("UBNAS-Test"))

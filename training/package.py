@@ -20,16 +20,22 @@ from zoo import weights as weights_io  # noqa: E402
 from training import datasets  # noqa: E402
 
 
-def add_searched(name: str, base: str, config: dict, found_by: str) -> None:
-    """Record a searched configuration in zoo/models/searched.json (data, not code)."""
-    from zoo.registry import SEARCHED_FILE
+def register_genotype(result_file: Path, name: str, *, layers: int, channels: int) -> None:
+    """Register the genotype of a `python -m search darts` result as a UBNAS model.
 
-    entries = json.loads(SEARCHED_FILE.read_text()) if SEARCHED_FILE.exists() else []
-    family = zoo.get_record(base).family
-    entries = [e for e in entries if e["name"] != name]
-    entries.append({"name": name, "family": family, "base": base, "config": config,
-                    "found_by": found_by})
-    SEARCHED_FILE.write_text(json.dumps(entries, indent=2) + "\n")
+    The searched network is widened and deepened for training (as DARTS does); the stem
+    stride stays the search's.
+    """
+    result = json.loads(result_file.read_text())
+    config = {"genotype": result["genotype"], "layers_count": layers, "channels": channels,
+              "stem_strides": result["config"].get("stem_strides", 1)}
+    zoo.models.ubnas.validate_genotype(config["genotype"])
+    search = result["config"]
+    found_by = (f"python -m search darts: {search['layers_count']} cells of {search['channels']} "
+                f"channels, K={search['k_normal']}/{search['k_reduce']}, "
+                f"{result['epochs_run']} epochs ({result['stopped'] or 'ran to the end'}), "
+                f"{result['cpu_seconds']:.0f} CPU s")
+    zoo.registry.add_searched(name, "UBNAS", zoo.models.ubnas.TEMPLATE.name, config, found_by)
 
 
 def package(run_dir: Path, name: str = None) -> Path:
@@ -72,15 +78,29 @@ def _deployable(record, trained, metrics, spec):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?")
     parser.add_argument("--name", help="register the run's configuration as this model")
     parser.add_argument("--found-by", default="", help="provenance of a searched configuration")
+    parser.add_argument("--genotype", type=Path, metavar="RESULT_JSON",
+                        help="register a darts search result (e.g. runs/darts/darts_genotype.json) "
+                             "as model --name, to train it with train.py --model NAME")
+    parser.add_argument("--layers", type=int, default=8, help="cells of the --genotype network")
+    parser.add_argument("--channels", type=int, default=16, help="channels of the --genotype network")
     args = parser.parse_args(argv)
+    if args.genotype:
+        if not args.name:
+            parser.error("--genotype needs --name (e.g. UBNAS-A)")
+        register_genotype(args.genotype, args.name, layers=args.layers, channels=args.channels)
+        print(f"registered {args.name} in zoo/models/searched.json")
+        return
+    if args.run_dir is None:
+        parser.error("give a RUN_DIR to package, or --genotype RESULT_JSON --name NAME")
     if args.name:
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         config = {k: v for k, v in metrics["model_config"].items() if k != "form"}
-        add_searched(args.name, metrics["model"], config, args.found_by)
-        zoo.registry.register_searched(zoo.get_record(metrics["model"]).family)
+        family = zoo.get_record(metrics["model"]).family
+        zoo.registry.add_searched(args.name, family, metrics["model"], config, args.found_by)
+        zoo.registry.register_searched(family)
         print(f"registered {args.name} in zoo/models/searched.json")
     print(f"wrote {package(args.run_dir, args.name)}")
 

@@ -26,6 +26,7 @@ BinaryDenseNet37 = entry_point("BinaryDenseNet37")
 BinaryDenseNet37Dilated = entry_point("BinaryDenseNet37Dilated")
 BinaryDenseNet45 = entry_point("BinaryDenseNet45")
 BinaryMobileNet = entry_point("BinaryMobileNet")
+UBNAS = ubnas.UBNAS
 
 __all__ = [
     "BinaryDenseNet28",
@@ -35,6 +36,7 @@ __all__ = [
     "BinaryMobileNet",
     "ModelRecord",
     "Weights",
+    "UBNAS",
     "WeightsFile",
     "build_float_twin",
     "build_model",

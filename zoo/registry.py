@@ -99,10 +99,20 @@ def searched_entries(family: str) -> list:
     return [e for e in json.loads(SEARCHED_FILE.read_text()) if e["family"] == family]
 
 
-def register_searched(family: str) -> None:
-    """Register each searched configuration of a family as a variant of its base model."""
+def add_searched(name: str, family: str, base: str, config: dict, found_by: str) -> None:
+    """Record a searched configuration in `zoo/models/searched.json` (data, not code)."""
+    entries = json.loads(SEARCHED_FILE.read_text()) if SEARCHED_FILE.exists() else []
+    entries = [e for e in entries if e["name"] != name]
+    entries.append({"name": name, "family": family, "base": base, "config": config,
+                    "found_by": found_by})
+    SEARCHED_FILE.write_text(json.dumps(entries, indent=2) + "\n")
+
+
+def register_searched(family: str, template: Optional["ModelRecord"] = None) -> None:
+    """Register each searched configuration of a family as a variant of its base model
+    (a registered model, or `template` for a family whose models are all searched)."""
     for entry in searched_entries(family):
-        base = get_record(entry["base"])
+        base = template if template and entry["base"] == template.name else get_record(entry["base"])
         register(replace(base, name=entry["name"], aliases=(), weights={},
                          config={**base.config, **entry["config"]},
                          paper=f"{base.paper}; found by {entry['found_by']}"))
@@ -202,13 +212,14 @@ def build_model(
     include_top: bool = True,
     **config_overrides,
 ):
-    """Build a registered model by name (case-insensitive; larq-zoo spellings accepted).
+    """Build a registered model by name (case-insensitive; larq-zoo spellings accepted),
+    or from an unregistered `ModelRecord` (e.g. `zoo.UBNAS` with any genotype).
 
     `weights` is None (random init), the name of a pretrained set (e.g. "imagenet",
     "fashion_mnist"), or the path of a weights file. Extra keyword arguments override
     the record's configuration (e.g. `groups=` for BinaryMobileNet).
     """
-    record = get_record(name)
+    record = name if isinstance(name, ModelRecord) else get_record(name)
     named, num_classes, input_shape = _resolve_weights(
         record, weights, include_top, num_classes, input_shape
     )

@@ -27,6 +27,7 @@ class DartsConfig:
     batch_size: int = 64
     layers_count: int = 5
     channels: int = 8
+    stem_strides: int = 1
     k_normal: int = 4
     k_reduce: int = 2
     warmup_epochs: int = 2
@@ -44,7 +45,7 @@ class BilevelSearch:
         self.model, self.arch = build_supernet(
             input_shape, num_classes, layers_count=config.layers_count,
             channels=config.channels, k_normal=config.k_normal, k_reduce=config.k_reduce,
-            seed=config.seed)
+            stem_strides=config.stem_strides, seed=config.seed)
         arch_refs = {v.ref() for v in self.arch.variables_list()}
         self.arch_variables = self.arch.variables_list()
         self.weight_variables = [v for v in self.model.trainable_variables if v.ref() not in arch_refs]

@@ -126,10 +126,12 @@ def search_cell_builder(arch, k_normal, k_reduce):
     return make_cell
 
 
-def build_supernet(input_shape, num_classes, *, layers_count, channels, k_normal, k_reduce, seed=0):
+def build_supernet(input_shape, num_classes, *, layers_count, channels, k_normal, k_reduce,
+                   stem_strides=1, seed=0):
     arch = ArchitectureParameters(seed=seed)
     model = ubnas.ubnas(input_shape=input_shape, num_classes=num_classes, include_top=True,
                         name="darts_supernet", layers_count=layers_count, channels=channels,
+                        stem_strides=stem_strides,
                         make_cell=search_cell_builder(arch, k_normal, k_reduce))
     return model, arch
 

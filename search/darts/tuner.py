@@ -32,12 +32,14 @@ def define_space(hp, base: DartsConfig, vary: bool):
     hp.Int("seed", 0, 10_000)
 
 
-def score_genotype(genotype, train, val, *, epochs, layers_count, channels, batch_size=64):
-    """Validation accuracy of the derived network trained briefly from scratch."""
+def score_genotype(genotype, train, val, *, epochs, config: DartsConfig, batch_size=64):
+    """Validation accuracy of the derived network (the supernet's skeleton from `config`)
+    trained briefly from scratch."""
     (train_x, train_y), (val_x, val_y) = train, val
     model = zoo.models.ubnas.ubnas(input_shape=train_x.shape[1:], num_classes=10,
                                    include_top=True, name="derived", genotype=genotype,
-                                   layers_count=layers_count, channels=channels)
+                                   layers_count=config.layers_count, channels=config.channels,
+                                   stem_strides=config.stem_strides)
     model.compile(tf.keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", ["accuracy"])
     model.fit(train_x, train_y, batch_size=batch_size, epochs=epochs, verbose=0)
     return float(model.evaluate(val_x, val_y, verbose=0)[1])
@@ -59,8 +61,7 @@ class DartsTuner(base_tuner.BaseTuner):
         result = search.run(self.train, self.val, trial_dir / "search",
                             log=lambda m: print(f"[trial {trial.trial_id}] {m}", flush=True))
         accuracy = score_genotype(result["genotype"], self.train, self.val,
-                                  epochs=self.score_epochs, layers_count=config.layers_count,
-                                  channels=config.channels)
+                                  epochs=self.score_epochs, config=config)
         summary = {"trial_id": trial.trial_id, "genotype": result["genotype"],
                    "val_accuracy": accuracy, "cpu_seconds": result["cpu_seconds"],
                    "epochs_run": len(result["epochs"]), "stopped": result["stopped"],
@@ -95,7 +96,8 @@ def run_darts(args) -> dict:
 
     output_dir = Path(args.output_dir)
     base = DartsConfig(epochs=args.epochs, batch_size=args.batch_size, layers_count=args.layers,
-                       channels=args.channels, k_normal=1 if args.plain else args.k_normal,
+                       channels=args.channels, stem_strides=args.stem_strides,
+                       k_normal=1 if args.plain else args.k_normal,
                        k_reduce=1 if args.plain else args.k_reduce,
                        warmup_epochs=args.warmup_epochs, arch_lr=args.arch_lr,
                        max_parameter_free=None if args.plain else args.max_parameter_free,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from zoo import layers, quantizers
-from zoo.registry import ModelRecord, register
+from zoo.registry import ModelRecord, build_model, register_searched
 
 PAPER = "Tan et al. 2024, UBNAS (IEEE TCSVT); operations as EBNAS"
 NODES = 4
@@ -72,6 +72,11 @@ class GenotypeError(ValueError):
 
 
 def validate_genotype(genotype: dict) -> dict:
+    if not isinstance(genotype, dict):
+        raise GenotypeError(
+            f"A UBNAS network needs genotype={{'normal': [...], 'reduce': [...]}} (e.g. "
+            f"the genotype JSON of `python -m search darts`), got {genotype!r}."
+        )
     for cell in ("normal", "reduce"):
         edges = genotype.get(cell)
         if not isinstance(edges, (list, tuple)) or len(edges) != NODES * EDGES_PER_NODE:
@@ -129,13 +134,15 @@ def reduction_layers(num_layers: int) -> set:
     return {num_layers // 3, 2 * num_layers // 3}
 
 
-def stem(inputs, channels: int):
-    x = layers.full_precision_conv(3 * channels, 3)(inputs)
+def stem(inputs, channels: int, strides: int = 1):
+    """Full-precision 3x3 convolution. Stride 2 on 28x28 inputs quarters every cell's cost
+    (the DARTS CIFAR networks keep stride 1 at 32x32)."""
+    x = layers.full_precision_conv(3 * channels, 3, strides=strides)(inputs)
     return layers.batch_norm()(x)
 
 
 def ubnas(*, input_shape, num_classes, include_top, name, genotype=None, layers_count=8,
-          channels=16, make_cell=None):
+          channels=16, stem_strides=1, make_cell=None):
     """The network: full-precision stem, `layers_count` cells, full-precision classifier.
 
     Cells come from `genotype`, or from `make_cell(s0, s1, channels, reduction,
@@ -149,7 +156,7 @@ def ubnas(*, input_shape, num_classes, include_top, name, genotype=None, layers_
             return cell(s0, s1, edges, channels, reduction, reduction_prev)
 
     inputs = tf.keras.Input(shape=input_shape)
-    s0 = s1 = stem(inputs, channels)
+    s0 = s1 = stem(inputs, channels, stem_strides)
     reduction_prev = False
     for index in range(layers_count):
         reduction = index in reduction_layers(layers_count)
@@ -162,13 +169,19 @@ def ubnas(*, input_shape, num_classes, include_top, name, genotype=None, layers_
     return tf.keras.Model(inputs, s1, name=name)
 
 
-def register_genotype(name: str, genotype: dict, *, layers_count=8, channels=16, weights=None,
-                      input_shape=(28, 28, 1), num_classes=10):
-    """Register a searched genotype as a zoo model (UBNAS-A, UBNAS-B, ...)."""
-    return register(ModelRecord(
-        name=name, family="UBNAS", builder=ubnas,
-        config=dict(genotype=validate_genotype(genotype), layers_count=layers_count,
-                    channels=channels),
-        paper=PAPER, default_input_shape=input_shape, min_input_size=4,
-        default_num_classes=num_classes, weights=weights or {},
-    ))
+TEMPLATE = ModelRecord(
+    name="UBNAS", family="UBNAS", builder=ubnas,
+    config=dict(genotype=None, layers_count=8, channels=16, stem_strides=1),
+    paper=PAPER, default_input_shape=(28, 28, 1), min_input_size=4, default_num_classes=10,
+)
+
+
+def UBNAS(*, genotype, layers=8, channels=16, stem_strides=1, **build_kwargs):  # noqa: N802
+    """Any genotype in the UBNAS skeleton; `build_model` arguments (input_shape,
+    num_classes, weights=path, include_top) pass through. The genotypes our search found
+    are registered by name: UBNAS-A, ..."""
+    return build_model(TEMPLATE, genotype=validate_genotype(genotype), layers_count=layers,
+                       channels=channels, stem_strides=stem_strides, **build_kwargs)
+
+
+register_searched("UBNAS", template=TEMPLATE)  # e.g. UBNAS-A, from search/darts
