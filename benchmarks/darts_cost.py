@@ -1,6 +1,6 @@
 """Search cost of UBNAS settings against plain binary DARTS, side by side.
 
-    python benchmarks/darts_cost.py [--epochs 6] [--train-examples 1024]
+    python benchmarks/darts_cost.py [--epochs 6] [--train-examples 1024] [--channels 16]
 
 Both searches get the same data, epochs budget and supernet size: ours with partial
 channels (K=4 normal, K=2 reduce) and early stopping, plain DARTS with K=1 and no early
@@ -31,10 +31,15 @@ def main(argv=None):
     parser.add_argument("--train-examples", type=int, default=1024)
     parser.add_argument("--val-examples", type=int, default=1024)
     parser.add_argument("--retrain-epochs", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--stem-strides", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--output", default="darts_cost", help="results file name")
     args = parser.parse_args(argv)
     train, val = train_val_arrays("fashion_mnist", train_examples=args.train_examples,
                                   val_examples=args.val_examples)
-    base = DartsConfig(epochs=args.epochs, warmup_epochs=1, layers_count=3, channels=8)
+    base = DartsConfig(epochs=args.epochs, warmup_epochs=1, layers_count=args.layers,
+                       channels=args.channels, stem_strides=args.stem_strides)
     settings = {
         "ours": base,
         "plain": replace(base, k_normal=1, k_reduce=1, max_parameter_free=None, patience=None),
@@ -54,7 +59,7 @@ def main(argv=None):
     ratio = rows["plain"]["cpu_seconds"] / rows["ours"]["cpu_seconds"]
     gap = 100 * (rows["ours"]["retrained_val_accuracy"] - rows["plain"]["retrained_val_accuracy"])
     print(f"plain / ours CPU time = {ratio:.2f}x; ours - plain accuracy = {gap:+.2f} points")
-    save("darts_cost", {"machine": machine(), "args": vars(args), "runs": rows,
+    save(args.output, {"machine": machine(), "args": vars(args), "runs": rows,
                         "cost_ratio_plain_over_ours": ratio, "accuracy_gap_points": gap})
 
 

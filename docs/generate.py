@@ -76,7 +76,12 @@ def evolution_section(data):
 
 
 def darts_section(data):
-    lines = ["## Differentiable search cost: UBNAS settings against plain binary DARTS", "",
+    a = data["args"]
+    lines = ["## Differentiable search cost: UBNAS settings against plain binary DARTS",
+             f"Supernet of {a.get('layers', 3)} cells x {a.get('channels', 8)} channels, stem stride "
+             f"{a.get('stem_strides', 1)}; {a['train_examples']} training and {a['val_examples']} "
+             f"validation images; budget {a['epochs']} epochs; genotypes retrained "
+             f"{a['retrain_epochs']} epochs.", "",
              "| search | CPU s | epochs run | stopped because | retrained val acc (%) |",
              "|---|---|---|---|---|"]
     for name, r in data["runs"].items():
@@ -88,7 +93,8 @@ def darts_section(data):
 
 
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
-            ("evolution_targets", evolution_section), ("darts_cost", darts_section))
+            ("evolution_targets", evolution_section), ("darts_cost", darts_section),
+            ("darts_cost_c16", darts_section))
 
 
 def main():
