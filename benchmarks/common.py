@@ -25,6 +25,12 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
+def load(name: str):
+    """A results file as data, or None if it was never measured."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def save(name: str, data: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

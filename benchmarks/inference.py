@@ -1,6 +1,6 @@
 """LCE inference: flatbuffer size and latency of binary models against their float twins.
 
-    python benchmarks/inference.py [--repeats 20]
+    python benchmarks/inference.py [--repeats 20] [--models UBNAS-A ...]
 
 Each model is converted with Larq Compute Engine and timed in LCE's x86 interpreter at
 1 and 2 threads (median of --repeats single-image runs); its float twin (the same network,
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import zoo  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import machine, save  # noqa: E402
+from benchmarks.common import load, machine, save  # noqa: E402
 from training.export import export_tflite, lce_latency_ms  # noqa: E402
 
 CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
@@ -39,9 +39,14 @@ def measure(model, repeats: int) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--models", nargs="+",
+                        help="measure only these; the other rows of the results file are kept")
     args = parser.parse_args(argv)
+    cases = [c for c in CASES if not args.models or c[0] in args.models]
+    if args.models and len(cases) != len(args.models):
+        parser.error(f"--models: choose from {[c[0] for c in CASES]}")
     rows = []
-    for name, shape, classes in CASES:
+    for name, shape, classes in cases:
         kwargs = dict(input_shape=shape, num_classes=classes)
         binary = measure(zoo.build_model(name, **kwargs), args.repeats)
         twin = measure(zoo.build_float_twin(name, **kwargs), args.repeats)
@@ -54,6 +59,10 @@ def main(argv=None):
               f"{binary['latency_ms_1_thread']:.2f} / {binary['latency_ms_2_threads']:.2f} ms vs float "
               f"{twin['latency_ms_1_thread']:.2f} / {twin['latency_ms_2_threads']:.2f} ms (1 / 2 threads)",
               flush=True)
+    measured = {r["model"] for r in rows}
+    kept = [r for r in (load("inference") or {}).get("models", []) if r["model"] not in measured]
+    order = [name for name, _, _ in CASES]
+    rows = sorted(kept + rows, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
     print(f"saved {save('inference', {'machine': machine(), 'repeats': args.repeats, 'models': rows})}")
 
 

@@ -4,14 +4,15 @@ docs/models.md      the model table (`python -m zoo list --markdown`)
 docs/benchmarks.md  every result in benchmarks/results/*.json
 """
 
-import json
+import sys
 from pathlib import Path
 
-from zoo import list_models
-from zoo.profile import model_table
-
 DOCS = Path(__file__).resolve().parent
-RESULTS = DOCS.parent / "benchmarks" / "results"
+sys.path.insert(0, str(DOCS.parent))
+
+from benchmarks.common import load as _load  # noqa: E402
+from zoo import list_models  # noqa: E402
+from zoo.profile import model_table  # noqa: E402
 
 MODELS_HEADER = """# Models
 
@@ -22,11 +23,6 @@ Keras' count (BatchNorm statistics included, as larq-zoo publishes); the 1-bit a
 channel. Accuracies are those recorded with the weights.
 
 """
-
-
-def _load(name):
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _machine(data):
@@ -82,10 +78,11 @@ def darts_section(data):
              f"{a.get('stem_strides', 1)}; {a['train_examples']} training and {a['val_examples']} "
              f"validation images; budget {a['epochs']} epochs; genotypes retrained "
              f"{a['retrain_epochs']} epochs.", "",
-             "| search | CPU s | epochs run | stopped because | retrained val acc (%) |",
-             "|---|---|---|---|---|"]
+             "| search | CPU s | epochs run | CPU s per epoch | stopped because | retrained val acc (%) |",
+             "|---|---|---|---|---|---|"]
     for name, r in data["runs"].items():
-        lines.append(f"| {name} | {r['cpu_seconds']:.0f} | {r['epochs_run']} | {r['stopped'] or '-'} | "
+        lines.append(f"| {name} | {r['cpu_seconds']:.0f} | {r['epochs_run']} | "
+                     f"{r['cpu_seconds'] / r['epochs_run']:.0f} | {r['stopped'] or '-'} | "
                      f"{100 * r['retrained_val_accuracy']:.2f} |")
     lines += ["", f"plain / ours CPU time = **{data['cost_ratio_plain_over_ours']:.2f}x**; "
               f"accuracy gap ours - plain = {data['accuracy_gap_points']:+.2f} points. {_machine(data)}"]
