@@ -89,9 +89,23 @@ def darts_section(data):
     return lines
 
 
+def darts_step_section(data):
+    a = data["args"]
+    lines = ["## Differentiable search: CPU cost of one step (weights + architecture)",
+             f"Supernet of {a['layers']} cells x {a['channels']} channels, stem stride "
+             f"{a['stem_strides']}; median of {a['repeats']} steps.", "",
+             "| search | K normal / reduce | batch | CPU s per step | CPU ms per image | plain at 64 / this |",
+             "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['search']} | {r['k_normal']} / {r['k_reduce']} | {r['batch']} | "
+                     f"{r['cpu_seconds_per_step']:.2f} | {r['cpu_ms_per_image']:.1f} | "
+                     f"{r['plain_64_over_this']:.2f}x |")
+    return lines + ["", _machine(data)]
+
+
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets", evolution_section), ("darts_cost", darts_section),
-            ("darts_cost_c16", darts_section))
+            ("darts_cost_c16", darts_section), ("darts_step_cost", darts_step_section))
 
 
 def main():
