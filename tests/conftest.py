@@ -1,6 +1,7 @@
 """Shared fixtures. `zoo` is imported first so that tf.keras is Keras 2."""
 
 import csv
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,13 @@ import zoo  # noqa: F401  (must precede tensorflow)
 import tensorflow as tf  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-samples"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for keras-tuner's chief/worker tests."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def imagenet_sample_files(count: int):

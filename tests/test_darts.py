@@ -1,6 +1,12 @@
 """Differentiable binary search (UBNAS): operations, supernet, derivation, stopping."""
 
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import larq as lq
 import numpy as np
 import pytest
@@ -9,7 +15,10 @@ import tensorflow as tf
 from search.darts import supernet as darts
 from search.darts.early_stopping import EarlyStopping
 from search.darts.search import BilevelSearch, DartsConfig
+from tests.conftest import free_port
 from zoo.models import ubnas
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GENOTYPE = {
     "normal": [["bconv_3x3", 0], ["skip_connect", 1], ["dil_bconv_3x3", 0], ["bconv_5x5", 2],
@@ -196,8 +205,6 @@ def test_ubnas_entry_point_takes_any_genotype_and_a_strided_stem():
 
 
 def test_a_search_result_registers_as_a_named_ubnas_model(tmp_path, monkeypatch):
-    import json
-
     from training import package
     from zoo import registry
 
@@ -220,3 +227,33 @@ def test_a_search_result_registers_as_a_named_ubnas_model(tmp_path, monkeypatch)
     finally:
         registry._REGISTRY.pop("UBNAS-Test")
         registry._LOOKUP.pop(registry._key("UBNAS-Test"))
+
+
+DARTS_CLI = [sys.executable, "-m", "search", "darts", "--layers", "1", "--channels", "8",
+             "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "16", "--train-examples",
+             "32", "--val-examples", "32", "--score-epochs", "1", "--trials", "2"]
+
+
+def test_darts_trials_spread_over_chief_and_workers_and_a_rerun_repeats_none(tmp_path):
+    """keras-tuner's distributed mode on 127.0.0.1, then the same command again."""
+    out = tmp_path / "darts"
+    args = DARTS_CLI + ["--output-dir", str(out)]
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": str(free_port())}
+    chief = subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": "chief"},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workers = [subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for i in range(2)]
+    outputs = [p.communicate(timeout=400)[0] for p in [*workers, chief]]
+    assert all(p.returncode == 0 for p in [*workers, chief]), outputs[-1][-2000:]
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("darts/trial_*/result.json"))]
+    assert len(results) == 2
+    assert {r["tuner_id"] for r in results} == {"tuner0", "tuner1"}
+    for r in results:
+        ubnas.validate_genotype(r["genotype"])
+    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert len(list(out.glob("darts/trial_*/result.json"))) == 2  # nothing evaluated again
+    best = json.loads((out / "darts_genotype.json").read_text())
+    assert best["val_accuracy"] == max(r["val_accuracy"] for r in results)

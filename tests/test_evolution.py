@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from keras_tuner.engine.trial import TrialStatus
 from search.evolution.oracle import AgingEvolutionOracle, BudgetError
 from search.evolution.space import SearchSpace
 from search.evolution.supernet import Supernet
+from tests.conftest import free_port
 from zoo import build_model, layers, quantizers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,17 +185,11 @@ def test_corrupt_search_directory_is_a_clear_error(tmp_path):
     assert result.returncode != 0 and "corrupt" in result.stderr
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_chief_and_workers_share_one_search(tmp_path):
     """keras-tuner's own distributed mode: the chief runs the oracle, workers evaluate."""
     out = tmp_path / "search"
     args = SEARCH + ["--output-dir", str(out), "--trials", "6"]
-    port = str(_free_port())
+    port = str(free_port())
     base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
     chief = subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": "chief"},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

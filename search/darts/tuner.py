@@ -62,7 +62,8 @@ class DartsTuner(base_tuner.BaseTuner):
                             log=lambda m: print(f"[trial {trial.trial_id}] {m}", flush=True))
         accuracy = score_genotype(result["genotype"], self.train, self.val,
                                   epochs=self.score_epochs, config=config)
-        summary = {"trial_id": trial.trial_id, "genotype": result["genotype"],
+        summary = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id,
+                   "genotype": result["genotype"],
                    "val_accuracy": accuracy, "cpu_seconds": result["cpu_seconds"],
                    "epochs_run": len(result["epochs"]), "stopped": result["stopped"],
                    "config": result["config"]}
