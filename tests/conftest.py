@@ -1,7 +1,9 @@
 """Shared fixtures. `zoo` is imported first so that tf.keras is Keras 2."""
 
 import csv
+import os
 import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,23 @@ SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imag
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1, for keras-tuner's chief/worker tests."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_chief_and_workers(args, cwd, *, workers: int, timeout: int = 400) -> None:
+    """Run one command as keras-tuner's chief and `workers` workers (tuner0, tuner1, ...)
+    on 127.0.0.1, and fail with the chief's output if any process fails."""
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": str(free_port())}
+    ids = ["chief"] + [f"tuner{i}" for i in range(workers)]
+    processes = [subprocess.Popen(args, cwd=cwd, env={**base, "KERASTUNER_TUNER_ID": i},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for i in ids]
+    outputs = [p.communicate(timeout=timeout)[0] for p in reversed(processes)][::-1]
+    for tuner_id, process, output in zip(ids, processes, outputs):
+        assert process.returncode == 0, f"{tuner_id} failed:\n{output[-2000:]}"
 
 
 def imagenet_sample_files(count: int):

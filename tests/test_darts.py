@@ -2,7 +2,6 @@
 
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import tensorflow as tf
 from search.darts import supernet as darts
 from search.darts.early_stopping import EarlyStopping
 from search.darts.search import BilevelSearch, DartsConfig
-from tests.conftest import free_port
+from tests.conftest import run_chief_and_workers
 from zoo.models import ubnas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,15 +237,7 @@ def test_darts_trials_spread_over_chief_and_workers_and_a_rerun_repeats_none(tmp
     """keras-tuner's distributed mode on 127.0.0.1, then the same command again."""
     out = tmp_path / "darts"
     args = DARTS_CLI + ["--output-dir", str(out)]
-    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
-            "KERASTUNER_ORACLE_PORT": str(free_port())}
-    chief = subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": "chief"},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    workers = [subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for i in range(2)]
-    outputs = [p.communicate(timeout=400)[0] for p in [*workers, chief]]
-    assert all(p.returncode == 0 for p in [*workers, chief]), outputs[-1][-2000:]
+    run_chief_and_workers(args, ROOT, workers=2)
     results = [json.loads(p.read_text()) for p in sorted(out.glob("darts/trial_*/result.json"))]
     assert len(results) == 2
     assert {r["tuner_id"] for r in results} == {"tuner0", "tuner1"}

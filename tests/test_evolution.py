@@ -1,7 +1,6 @@
 """Evolutionary group search: oracle behaviour, shared weights, resume, distribution."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from keras_tuner.engine.trial import TrialStatus
 from search.evolution.oracle import AgingEvolutionOracle, BudgetError
 from search.evolution.space import SearchSpace
 from search.evolution.supernet import Supernet
-from tests.conftest import free_port
+from tests.conftest import run_chief_and_workers
 from zoo import build_model, layers, quantizers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,15 +188,7 @@ def test_chief_and_workers_share_one_search(tmp_path):
     """keras-tuner's own distributed mode: the chief runs the oracle, workers evaluate."""
     out = tmp_path / "search"
     args = SEARCH + ["--output-dir", str(out), "--trials", "6"]
-    port = str(free_port())
-    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
-    chief = subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": "chief"},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    workers = [subprocess.Popen(args, cwd=ROOT, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for i in range(2)]
-    outputs = [p.communicate(timeout=400)[0] for p in [*workers, chief]]
-    assert all(p.returncode == 0 for p in [*workers, chief]), outputs[-1][-2000:]
+    run_chief_and_workers(args, ROOT, workers=2)
     evaluations = _evaluations(out / "evolution")
     assert len(evaluations) == 6
     assert {e["tuner_id"] for e in evaluations} == {"tuner0", "tuner1"}
