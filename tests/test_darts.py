@@ -2,7 +2,6 @@
 
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -230,21 +229,15 @@ def test_a_search_result_registers_as_a_named_ubnas_model(tmp_path, monkeypatch)
 
 DARTS_CLI = [sys.executable, "-m", "search", "darts", "--layers", "1", "--channels", "8",
              "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "16", "--train-examples",
-             "32", "--val-examples", "32", "--score-epochs", "1", "--trials", "2"]
+             "32", "--val-examples", "32", "--score-epochs", "1", "--trials", "1"]
 
 
-def test_darts_trials_spread_over_chief_and_workers_and_a_rerun_repeats_none(tmp_path):
-    """keras-tuner's distributed mode on 127.0.0.1, then the same command again."""
+def test_darts_trial_runs_on_a_keras_tuner_worker(tmp_path):
+    """keras-tuner's distributed mode on 127.0.0.1: the chief serves, the worker searches."""
     out = tmp_path / "darts"
-    args = DARTS_CLI + ["--output-dir", str(out)]
-    run_chief_and_workers(args, ROOT, workers=2)
-    results = [json.loads(p.read_text()) for p in sorted(out.glob("darts/trial_*/result.json"))]
-    assert len(results) == 2
-    assert {r["tuner_id"] for r in results} == {"tuner0", "tuner1"}
-    for r in results:
-        ubnas.validate_genotype(r["genotype"])
-    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert len(list(out.glob("darts/trial_*/result.json"))) == 2  # nothing evaluated again
+    run_chief_and_workers(DARTS_CLI + ["--output-dir", str(out)], ROOT, workers=1)
+    results = [json.loads(p.read_text()) for p in out.glob("darts/trial_*/result.json")]
+    assert [r["tuner_id"] for r in results] == ["tuner0"]
+    ubnas.validate_genotype(results[0]["genotype"])
     best = json.loads((out / "darts_genotype.json").read_text())
-    assert best["val_accuracy"] == max(r["val_accuracy"] for r in results)
+    assert best["genotype"] == results[0]["genotype"]
