@@ -55,10 +55,11 @@ def main(argv=None):
                              stem_strides=args.stem_strides, k_normal=k_normal,
                              k_reduce=k_reduce, batch_size=batch)
         seconds = step_seconds(config, args.repeats)
-        rows.append({"search": name, "k_normal": k_normal, "k_reduce": k_reduce, "batch": batch,
-                     "cpu_seconds_per_step": seconds, "cpu_ms_per_image": 1000 * seconds / batch})
+        row = {"search": name, "k_normal": k_normal, "k_reduce": k_reduce, "batch": batch,
+               "cpu_seconds_per_step": seconds, "cpu_ms_per_image": 1000 * seconds / batch}
+        rows.append(row)
         print(f"{name} K={k_normal}/{k_reduce} batch {batch}: {seconds:.2f} CPU s per step, "
-              f"{1000 * seconds / batch:.1f} CPU ms per image", flush=True)
+              f"{row['cpu_ms_per_image']:.1f} CPU ms per image", flush=True)
     baseline = rows[0]["cpu_ms_per_image"]
     for row in rows:
         row["plain_64_over_this"] = baseline / row["cpu_ms_per_image"]

@@ -23,13 +23,14 @@ def free_port() -> int:
 
 def run_chief_and_workers(args, cwd, *, workers: int, timeout: int = 400) -> None:
     """Run one command as keras-tuner's chief and `workers` workers (tuner0, tuner1, ...)
-    on 127.0.0.1, and fail with the chief's output if any process fails."""
+    on 127.0.0.1; fail with the output of any process that fails."""
     base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
             "KERASTUNER_ORACLE_PORT": str(free_port())}
     ids = ["chief"] + [f"tuner{i}" for i in range(workers)]
     processes = [subprocess.Popen(args, cwd=cwd, env={**base, "KERASTUNER_TUNER_ID": i},
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for i in ids]
+    # Workers first: the chief only exits once they have finished every trial.
     outputs = [p.communicate(timeout=timeout)[0] for p in reversed(processes)][::-1]
     for tuner_id, process, output in zip(ids, processes, outputs):
         assert process.returncode == 0, f"{tuner_id} failed:\n{output[-2000:]}"

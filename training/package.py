@@ -27,10 +27,10 @@ def register_genotype(result_file: Path, name: str, *, layers: int, channels: in
     stride stays the search's.
     """
     result = json.loads(result_file.read_text())
-    config = {"genotype": result["genotype"], "layers_count": layers, "channels": channels,
-              "stem_strides": result["config"].get("stem_strides", 1)}
-    zoo.models.ubnas.validate_genotype(config["genotype"])
     search = result["config"]
+    genotype = zoo.models.ubnas.validate_genotype(result["genotype"])
+    config = {"genotype": genotype, "layers_count": layers, "channels": channels,
+              "stem_strides": search.get("stem_strides", 1)}
     found_by = (f"python -m search darts: {search['layers_count']} cells of {search['channels']} "
                 f"channels, K={search['k_normal']}/{search['k_reduce']}, "
                 f"{result['epochs_run']} epochs ({result['stopped'] or 'ran to the end'}), "

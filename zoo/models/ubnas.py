@@ -179,8 +179,8 @@ TEMPLATE = ModelRecord(
 def UBNAS(*, genotype, layers=8, channels=16, stem_strides=1, **build_kwargs):  # noqa: N802
     """Any genotype in the UBNAS skeleton; `build_model` arguments (input_shape,
     num_classes, weights=path, include_top) pass through. The genotypes our search found
-    are registered by name: UBNAS-A, ..."""
-    return build_model(TEMPLATE, genotype=validate_genotype(genotype), layers_count=layers,
+    are registered by name: UBNAS-A, ... (`ubnas` validates the genotype)."""
+    return build_model(TEMPLATE, genotype=genotype, layers_count=layers,
                        channels=channels, stem_strides=stem_strides, **build_kwargs)
 
 
