@@ -84,13 +84,19 @@ def shortcut(x, strides: int, channels: int):
 
 
 def binary_residual(x, conv, *, strides: int = 1):
-    """x + BN(conv(x)) with `conv` a binary convolution: the binary module of every
+    """x + BN(conv(BN(x))) with `conv` a binary convolution: the binary module of every
     searched network (MobileNet blocks, UBNAS operations) and of their supernets.
 
     Shortcuts keep the real-valued information that sign() throws away, which is what
-    lets deep binary networks train (Bi-Real Net, EBNAS).
+    lets deep binary networks train (Bi-Real Net, EBNAS). But each module adds a unit-
+    variance branch to the stream, so its scale grows with depth (measured in the
+    Fashion-MNIST BinaryMobileNet: std 0.7 at the first module, about 30 at the last)
+    while ApproxSign passes gradient only inside [-1, 1]: 97% of it died. The BN before
+    the binarization (as BinaryDenseNet has) brings each module's input back to that
+    window and learns a per-channel threshold; LCE runs it as a float multiply-add.
+    One epoch on 12k images: MobileNet 61% -> 73% (two epochs), UBNAS-A 59% -> 71%.
     """
-    y = batch_norm()(conv(x))
+    y = batch_norm()(conv(batch_norm()(x)))
     identity = shortcut(x, strides, y.shape[-1])
     return y if identity is None else tf.keras.layers.Add()([identity, y])
 

@@ -5,7 +5,8 @@ group widen that range at a higher cost, so the group count of each of the 13 bl
 chosen by evolutionary search (`search/evolution`) under a complexity budget.
 
 Binary details, and why: every binary convolution sits in a residual module
-(`zoo.layers.binary_residual`) so real-valued information bypasses sign(); activations use
+(`zoo.layers.binary_residual`) so real-valued information bypasses sign(), with a BN
+before the sign so its input stays where ApproxSign passes gradient; activations use
 ApproxSign, whose gradient matches sign's better than the straight-through estimator; the
 first convolution and the classifier stay in full precision, as in every accurate BNN.
 """

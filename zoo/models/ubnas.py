@@ -38,7 +38,7 @@ def _skip(x, channels, strides):
 
 
 def _binary_conv(kernel_size, dilation=1):
-    """Residual binary module x + BN(bconv(ApproxSign(x))), pooled shortcut at stride 2.
+    """Residual binary module x + BN(bconv(ApproxSign(BN(x)))), pooled shortcut at stride 2.
 
     Keras cannot stride a dilated convolution, so a strided dilated operation pools 2x2
     first and convolves at stride 1.
