@@ -27,7 +27,9 @@ channel. Accuracies are those recorded with the weights.
 
 def _machine(data):
     m = data["machine"]
-    return f"_{m['cpu_count']} CPU cores ({m['processor']}), TensorFlow {m['tensorflow']}, {m['gpus']} GPUs._"
+    code = f", code at {m['commit']}" if "commit" in m else ""
+    return (f"_{m['cpu_count']} CPU cores ({m['processor']}), TensorFlow {m['tensorflow']}, "
+            f"{m['gpus']} GPUs{code}._")
 
 
 def training_section(data):
