@@ -24,3 +24,19 @@ def test_every_binarized_input_is_mostly_inside_the_gradient_window(name):
     for conv, inputs in zip(convs, probe(images, training=True)):
         inside = float(np.mean(np.abs(inputs.numpy()) < 1))
         assert inside > 0.5, f"{name}: only {inside:.0%} of {conv.name}'s input is in [-1, 1]"
+
+
+def test_lce_float_group_convs_names_the_groups_lce_cannot_run_in_binary():
+    """LCE's bconv takes a group convolution only with 32k input channels per group."""
+    from zoo.profile import lce_float_group_convs
+
+    depthwise = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise"))
+    assert sorted(depthwise.values()) == [1] * 13
+    assert lce_float_group_convs(build_model("BinaryMobileNet-Dense")) == {}
+    # 32, 64 or 128 input channels per group (blocks 0, 1, 3, 9: plain convolutions)
+    groups = [1, 1, 2, 1, 4, 2, 8, 4, 2, 1, 8, 4, 8]
+    mixed = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise", groups=groups))
+    assert mixed == {}
+    groups[12] = 32  # 16 input channels per group
+    mixed = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise", groups=groups))
+    assert list(mixed.values()) == [16]

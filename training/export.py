@@ -1,5 +1,6 @@
 """Export to a Larq Compute Engine (TFLite) flatbuffer, and time it with LCE's interpreter."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +11,13 @@ def export_tflite(model, path) -> int:
     """Convert a larq model with LCE; return the flatbuffer's size in bytes."""
     import larq_compute_engine as lce
 
+    from zoo.profile import LCE_GROUP_MULTIPLE, lce_float_group_convs
+
+    in_float = lce_float_group_convs(model)
+    if in_float:
+        print(f"warning: LCE runs {len(in_float)} binary group convolutions of {model.name} "
+              f"as float convolutions (input channels per group not a multiple of "
+              f"{LCE_GROUP_MULTIPLE}): {in_float}", file=sys.stderr)
     flatbuffer = lce.convert_keras_model(model)
     Path(path).write_bytes(flatbuffer)
     return len(flatbuffer)

@@ -32,6 +32,27 @@ def profile(model) -> Profile:
     )
 
 
+LCE_GROUP_MULTIPLE = 32
+
+
+def lce_float_group_convs(model) -> dict:
+    """Binary group convolutions that Larq Compute Engine runs in float: name -> input
+    channels per group.
+
+    LCE's binary kernels take a grouped convolution only with a multiple of 32 input
+    channels per group (larq/compute-engine#549); the converter keeps any other as a
+    float CONV_2D on +-1 weights, so it is neither 1-bit in the flatbuffer nor fast.
+    """
+    found = {}
+    for layer in model.layers:
+        groups = getattr(layer, "groups", 1)
+        if isinstance(layer, lq.layers.QuantConv2D) and groups > 1:
+            per_group = int(layer.input_shape[-1]) // groups
+            if per_group % LCE_GROUP_MULTIPLE:
+                found[layer.name] = per_group
+    return found
+
+
 COLUMNS = (
     ("Model", lambda r, p: r.name),
     ("Family", lambda r, p: r.family),
