@@ -33,10 +33,7 @@ def test_lce_float_group_convs_names_the_groups_lce_cannot_run_in_binary():
     depthwise = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise"))
     assert sorted(depthwise.values()) == [1] * 13
     assert lce_float_group_convs(build_model("BinaryMobileNet-Dense")) == {}
-    # 32, 64 or 128 input channels per group (blocks 0, 1, 3, 9: plain convolutions)
-    groups = [1, 1, 2, 1, 4, 2, 8, 4, 2, 1, 8, 4, 8]
-    mixed = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise", groups=groups))
-    assert mixed == {}
-    groups[12] = 32  # 16 input channels per group
+    # 32, 64 or 128 input channels per group, except the last block's 16
+    groups = [1, 1, 2, 1, 4, 2, 8, 4, 2, 1, 8, 4, 32]
     mixed = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise", groups=groups))
     assert list(mixed.values()) == [16]
