@@ -45,9 +45,8 @@ def lce_float_group_convs(model) -> dict:
     """
     found = {}
     for layer in model.layers:
-        groups = getattr(layer, "groups", 1)
-        if isinstance(layer, lq.layers.QuantConv2D) and groups > 1:
-            per_group = int(layer.input_shape[-1]) // groups
+        if isinstance(layer, lq.layers.QuantConv2D) and layer.groups > 1:
+            per_group = int(layer.input_shape[-1]) // layer.groups
             if per_group % LCE_GROUP_MULTIPLE:
                 found[layer.name] = per_group
     return found
