@@ -212,13 +212,15 @@ def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
 
 
 def test_masked_training_form_converts_to_the_deployable_grouped_model():
-    from zoo.models.mobilenet import to_grouped
+    """What package.py ships and train.py --export-tflite converts (`deployable_model`)."""
+    from training.export import deployable_model
 
     groups = [16, 8, 32, 64, 32, 128, 64, 16, 256, 32, 128, 64, 512]
     masked = build_model("BinaryMobileNet-Depthwise", groups=groups, form="masked")
     x = np.random.default_rng(1).random((4, 28, 28, 1), dtype=np.float32)
     masked.compile(tf.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     masked.fit(x, np.arange(4), epochs=2, verbose=0)  # move BN statistics and kernels
-    grouped = to_grouped(masked, build_model("BinaryMobileNet-Depthwise", groups=groups))
+    grouped = deployable_model(masked, {"groups": groups, "form": "masked"})
+    assert not any(isinstance(l, layers.MaskedGroupConv2D) for l in grouped.layers)
     assert any(isinstance(l, lq.layers.QuantConv2D) and l.groups > 1 for l in grouped.layers)
     np.testing.assert_allclose(grouped.predict(x, verbose=0), masked.predict(x, verbose=0), atol=1e-4)

@@ -104,6 +104,14 @@ def _check_packaging(run_dir, metrics, tmp_path):
         # operations: at most one borderline image of the 10,000 may flip.
         assert abs(accuracy - metrics["final"]["top1"]) <= 1 / len(labels) + 1e-6
 
+        # A run of another configuration than the record's is refused, not shipped.
+        other = tmp_path / "other-run"
+        other.mkdir()
+        key = next(iter(registry.get_record("BinaryDenseNetTiny").config))
+        (other / "metrics.json").write_text(json.dumps({**metrics, "model_config": {key: "other"}}))
+        with pytest.raises(SystemExit, match="ship it under a new name"):
+            package(other)
+
 
 def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     out = tmp_path / "run"

@@ -7,6 +7,21 @@ from pathlib import Path
 import numpy as np
 
 
+def deployable_model(trained, model_config: dict):
+    """The network LCE and the shipped weights use: a model trained in a CPU-friendly
+    form (BinaryMobileNet's "masked" group convolutions) is copied into its "grouped"
+    form; any other model is already deployable."""
+    if model_config.get("form") != "masked":
+        return trained
+    import zoo
+    from zoo.models.mobilenet import to_grouped
+
+    grouped = zoo.build_model(trained.name, input_shape=trained.input_shape[1:],
+                              num_classes=trained.output_shape[-1],
+                              **{**model_config, "form": "grouped"})
+    return to_grouped(trained, grouped)
+
+
 def export_tflite(model, path) -> int:
     """Convert a larq model with LCE; return the flatbuffer's size in bytes."""
     import larq_compute_engine as lce

@@ -18,6 +18,7 @@ if __package__ in (None, ""):
 import zoo  # noqa: E402
 from zoo import weights as weights_io  # noqa: E402
 from training import datasets  # noqa: E402
+from training.export import deployable_model  # noqa: E402
 
 
 def register_genotype(result_file: Path, name: str, *, layers: int, channels: int) -> None:
@@ -42,11 +43,18 @@ def package(run_dir: Path, name: str = None) -> Path:
     """Ship a run's weights, under the run's model name or a registered `name`."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     record = zoo.get_record(name or metrics["model"])
+    trained_config = _network_config(metrics)
+    differs = {k: v for k, v in trained_config.items() if record.config.get(k) != v}
+    if differs:  # the shipped file would not load into the registered network
+        raise SystemExit(
+            f"{run_dir} trained {record.name} with {differs}, which its registry record does "
+            f"not have: ship it under a new name (--name), or change the record first."
+        )
     spec = datasets.get_spec(metrics["dataset"])
     trained = zoo.build_model(record.name, input_shape=tuple(metrics["input_shape"]),
                               num_classes=spec.num_classes, **metrics["model_config"])
     trained.load_weights(str(run_dir / "final.h5"))
-    deployable = _deployable(record, trained, metrics, spec)
+    deployable = deployable_model(trained, metrics["model_config"])
     stem = f"{record.name}-{spec.name}"
     target = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.h5"
     digest = weights_io.save(deployable, target, record.name)
@@ -56,7 +64,7 @@ def package(run_dir: Path, name: str = None) -> Path:
         "preprocessing": metrics["preprocessing"], "top1": metrics["final"]["top1"],
         "top5": metrics["final"]["top5"], "epochs": len(metrics["epochs"]),
         "train_seconds": metrics["wall_time_seconds"], "recipe": metrics["recipe"],
-        "model_config": {k: v for k, v in metrics["model_config"].items() if k != "form"},
+        "model_config": trained_config,
         "command": metrics["command"],
     }
     path = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.json"
@@ -64,16 +72,9 @@ def package(run_dir: Path, name: str = None) -> Path:
     return path
 
 
-def _deployable(record, trained, metrics, spec):
-    """A model trained in a CPU-friendly form ("masked") is converted to "grouped"."""
-    if metrics["model_config"].get("form") != "masked":
-        return trained
-    from zoo.models.mobilenet import to_grouped
-
-    config = {**metrics["model_config"], "form": "grouped"}
-    grouped = zoo.build_model(record.name, input_shape=tuple(metrics["input_shape"]),
-                              num_classes=spec.num_classes, **config)
-    return to_grouped(trained, grouped)
+def _network_config(metrics: dict) -> dict:
+    """The run's configuration of the network itself: the training form is not part of it."""
+    return {k: v for k, v in metrics["model_config"].items() if k != "form"}
 
 
 def main(argv=None):
@@ -97,7 +98,7 @@ def main(argv=None):
         parser.error("give a RUN_DIR to package, or --genotype RESULT_JSON --name NAME")
     if args.name:
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
-        config = {k: v for k, v in metrics["model_config"].items() if k != "form"}
+        config = _network_config(metrics)
         family = zoo.get_record(metrics["model"]).family
         zoo.registry.add_searched(args.name, family, metrics["model"], config, args.found_by)
         zoo.registry.register_searched(family)

@@ -187,7 +187,8 @@ def run(args) -> dict:
     )
     if args.export_tflite:
         path = output_dir / f"{record.name}.tflite"
-        summary["tflite"] = {"path": path.name, "bytes": export.export_tflite(model, path)}
+        deployable = export.deployable_model(model, args.model_config)
+        summary["tflite"] = {"path": path.name, "bytes": export.export_tflite(deployable, path)}
     report.write_json(output_dir / "metrics.json", summary)
     report.plot_curves(summary["epochs"], output_dir / "curves.png", f"{record.name} on {spec.name}")
     print(f"{record.name} on {spec.name}: top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}% "
