@@ -167,8 +167,9 @@ def test_architecture_step_leaves_weights_and_weight_step_leaves_alpha_beta(tiny
 def test_search_resumes_from_its_epoch_checkpoint(tmp_path):
     rng = np.random.default_rng(0)
     data = (rng.random((32, 16, 16, 1), np.float32), rng.integers(0, 10, 32))
-    config = DartsConfig(epochs=1, batch_size=16, layers_count=1, channels=8, warmup_epochs=0,
-                         max_parameter_free=None, patience=None)  # one cell: quick to trace
+    # One cell, and architecture steps only in the resumed epoch: each step is traced once.
+    config = DartsConfig(epochs=1, batch_size=16, layers_count=1, channels=8, warmup_epochs=1,
+                         max_parameter_free=None, patience=None)
     first = BilevelSearch(config, (16, 16, 1), 10).run(data, data, tmp_path, log=lambda m: None)
     assert len(first["epochs"]) == 1
     config.epochs = 2
@@ -177,6 +178,7 @@ def test_search_resumes_from_its_epoch_checkpoint(tmp_path):
     assert messages[0] == "darts: resumed after epoch 1"
     assert [e["epoch"] for e in second["epochs"]] == [1, 2]
     assert second["epochs"][0] == first["epochs"][0]
+    assert [e["arch_updates"] for e in second["epochs"]] == [False, True]
 
 
 def test_genotype_network_builds_and_bad_genotypes_are_named():

@@ -185,3 +185,16 @@ def test_fashion_mnist_idx_files_from_a_data_dir(tmp_path):
 def test_unknown_dataset_is_rejected():
     with pytest.raises(ValueError, match="choose one of"):
         datasets.get_spec("imagenet21k")
+
+
+def test_export_detects_a_never_trained_model():
+    """LCE converts such a model differently from a trained one; the export warns."""
+    import tensorflow as tf
+
+    from training.export import has_initial_batch_norm
+    from zoo import build_model
+
+    model = build_model("BinaryDenseNetTiny")
+    assert has_initial_batch_norm(model)
+    model(tf.random.stateless_uniform((4, 28, 28, 1), seed=(0, 0)), training=True)
+    assert not has_initial_batch_norm(model)
