@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import zoo  # noqa: F401  (Keras 2 before TensorFlow)
+from search.evolution.space import CHANNELS_PER_GROUP, LCE_CHANNELS_PER_GROUP
 
 
 def evolution_parser(sub):
@@ -13,6 +14,10 @@ def evolution_parser(sub):
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--model", default="BinaryMobileNet-Depthwise",
                    help="the BinaryMobileNet configuration whose groups are searched")
+    p.add_argument("--channels-per-group", type=int, nargs="+", default=CHANNELS_PER_GROUP,
+                   help="allowed input channels per group (default %(default)s); "
+                        f"{' '.join(map(str, LCE_CHANNELS_PER_GROUP))} keeps every choice a "
+                        "binary convolution in Larq Compute Engine")
     p.add_argument("--budget-macs", type=float, help="max binary MACs (larq count)")
     p.add_argument("--budget-float-macs", type=float)
     p.add_argument("--budget-memory-mb", type=float)

@@ -99,16 +99,36 @@ def test_infeasible_budget_is_a_clear_error(tmp_path):
         make_oracle(tmp_path, budget={"binary_macs": 8.9})
 
 
-@pytest.mark.parametrize("groups", [32, 16, 8, 4, 2])
-def test_masked_shared_kernel_equals_larq_grouped_conv(groups):
-    channels = 32
-    masked = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups)
+@pytest.mark.parametrize("channels, groups, max_group_size",
+                         [(32, 32, 16), (32, 16, 16), (32, 8, 16), (32, 4, 16), (32, 2, 16),
+                          (128, 2, 64), (128, 4, 64)])
+def test_masked_shared_kernel_equals_larq_grouped_conv(channels, groups, max_group_size):
+    masked = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups,
+                                      max_group_size=max_group_size)
     grouped = layers.binary_conv(channels, 3, quantizers.APPROX_SIGN, groups=groups)
     assert isinstance(grouped, lq.layers.QuantConv2D)
     x = tf.random.normal((2, 9, 9, channels), seed=1)
     masked(x), grouped(x)
     grouped.set_weights([masked.grouped_kernel()])
     np.testing.assert_allclose(masked(x), grouped(x), atol=1e-4)
+
+
+def test_lce_space_holds_only_groups_that_lce_runs_in_binary(tmp_path):
+    from search.evolution.run import CorruptSearchError, check_same_space
+    from search.evolution.space import LCE_CHANNELS_PER_GROUP
+    from zoo.profile import lce_float_group_convs
+
+    default, lce = SearchSpace(), SearchSpace(channels_per_group=LCE_CHANNELS_PER_GROUP)
+    assert lce.choices[0] == [1]  # 16 channels: no 32-wide group fits, so a full convolution
+    assert lce.choices[-1] == [16, 8, 4] and lce.max_group_size == 128
+    assert default.max_group_size == 16
+    widest = [max(c) for c in lce.choices]
+    assert lce_float_group_convs(lce.build(widest)) == {}
+    assert lce_float_group_convs(default.build([max(c) for c in default.choices]))
+    check_same_space(tmp_path, default)
+    check_same_space(tmp_path, default)  # resuming the same space is fine
+    with pytest.raises(CorruptSearchError, match="same --model and --channels-per-group"):
+        check_same_space(tmp_path, lce)
 
 
 def test_group_count_that_does_not_divide_the_channels():

@@ -78,6 +78,23 @@ def check_search_dir(output_dir: Path, project_name: str) -> None:
                 ) from None
 
 
+def check_same_space(output_dir: Path, space: SearchSpace) -> None:
+    """Record the searched space on the first run; refuse to resume over another one
+    (the supernet's kernels and the trials would not fit it)."""
+    path = output_dir / "space.json"
+    described = {"model": space.model_name, "choices": space.choices}
+    if not path.exists():
+        path.write_text(json.dumps(described))
+        return
+    saved = json.loads(path.read_text())
+    if saved != described:
+        raise CorruptSearchError(
+            f"{output_dir} holds a search of another space ({saved['model']}, group choices "
+            f"{saved['choices']}); rerun it with the same --model and --channels-per-group, "
+            "or give a new --output-dir."
+        )
+
+
 def run_search(args) -> dict:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +104,8 @@ def run_search(args) -> dict:
     population = args.trials if args.strategy == "random" else args.population
     tf.keras.utils.set_random_seed(args.seed)
 
-    space = SearchSpace(args.model)
+    space = SearchSpace(args.model, channels_per_group=args.channels_per_group)
+    check_same_space(output_dir, space)
     (train_x, train_y), (val_x, val_y) = train_val_arrays(
         args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
         data_dir=args.data_dir)

@@ -9,12 +9,21 @@ from zoo.models import mobilenet
 
 # Channels per group a block may use: 1 is depthwise; more widens the binary output range.
 CHANNELS_PER_GROUP = (1, 2, 4, 8, 16)
+# The space whose every choice Larq Compute Engine runs as a binary convolution: multiples
+# of 32 channels per group, or a full convolution where no such group fits.
+LCE_CHANNELS_PER_GROUP = (32, 64, 128)
 COSTS = ("binary_macs", "float_macs", "memory_mb")
+
+
+def allowed_groups(channels: int, channels_per_group) -> list:
+    """Group counts of a block: one per allowed group width that divides its channels;
+    a full convolution (1 group) if none does."""
+    return [channels // k for k in channels_per_group if k <= channels and channels % k == 0] or [1]
 
 
 class SearchSpace:
     def __init__(self, model_name: str = "BinaryMobileNet-Depthwise", input_shape=None,
-                 num_classes: int = 10, **model_config):
+                 num_classes: int = 10, channels_per_group=CHANNELS_PER_GROUP, **model_config):
         self.model_name = model_name
         self.input_shape = tuple(input_shape) if input_shape else None
         self.num_classes = num_classes
@@ -23,9 +32,9 @@ class SearchSpace:
         # The network being searched: the record's configuration with the caller's overrides.
         self.network_config = {**self.record.config, **model_config}
         self.channels = mobilenet.block_channels(self.network_config["width_multiplier"])
-        self.choices = [
-            [c // k for k in CHANNELS_PER_GROUP if c % k == 0 and k <= c] for c in self.channels
-        ]
+        self.choices = [allowed_groups(c, channels_per_group) for c in self.channels]
+        # The widest group the supernet's shared kernel must hold.
+        self.max_group_size = max(c // min(g) for c, g in zip(self.channels, self.choices))
 
     def validate(self, groups) -> list:
         groups = list(groups)

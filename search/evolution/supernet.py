@@ -26,8 +26,8 @@ class Supernet(tf.keras.Model):
         self.masked = []
 
         def shared_group_conv(channels, groups, strides, block):
-            conv = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN,
-                                            groups=groups, strides=strides)
+            conv = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups,
+                                            strides=strides, max_group_size=space.max_group_size)
             self.masked.append(conv)
             return conv
 
