@@ -83,8 +83,10 @@ def check_same_space(output_dir: Path, space: SearchSpace) -> None:
     (the supernet's kernels and the trials would not fit it)."""
     path = output_dir / "space.json"
     described = {"model": space.model_name, "choices": space.choices}
-    if not path.exists():
-        path.write_text(json.dumps(described))
+    if not path.exists():  # chief and workers may start together: write atomically
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(described))
+        os.replace(partial, path)
         return
     saved = json.loads(path.read_text())
     if saved != described:
