@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import zoo  # noqa: E402
 from zoo import weights as weights_io  # noqa: E402
 from benchmarks.common import machine, save  # noqa: E402
-from benchmarks.inference import measure, with_moved_batch_norm  # noqa: E402
+from benchmarks.inference import measure  # noqa: E402
 from training import datasets  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -41,7 +41,7 @@ def evaluate(record, images, labels) -> dict:
     # Profile and export the trained network itself (without the preprocessing wrapper):
     # LCE converts a never-trained one differently (training.export.has_initial_batch_norm).
     bare = zoo.build_model(record.name, weights=weights_io.fetch(shipped.location, shipped.sha256))
-    twin = with_moved_batch_norm(zoo.build_float_twin(record.name))
+    twin = zoo.build_float_twin(record.name)
     return {"model": record.name, "top1": 100 * top1,
             "recorded_top1": record.weights[DATASET].metrics["top1"],
             "binary": {**zoo.profile(bare).as_dict(), **measure(bare, repeats=20)},

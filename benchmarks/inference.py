@@ -6,6 +6,8 @@ Each model is converted with Larq Compute Engine and timed in LCE's x86 interpre
 1 and 2 threads (median of --repeats single-image runs); its float twin (the same network,
 quantizers removed) is converted and timed in the same run. LCE's fast binary kernels
 target 64-bit ARM: on x86 binary layers are not expected to beat float XNNPack.
+Models are fresh (untrained) builds, and LCE converts some of them differently from the
+trained network (see `training.export.has_initial_batch_norm`).
 """
 
 import argparse
@@ -25,17 +27,6 @@ CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
     (r.name, tuple(r.default_input_shape), r.default_num_classes)
     for r in zoo.list_models() if tuple(r.default_input_shape) == (28, 28, 1)
 ]
-
-
-def with_moved_batch_norm(model, seed: int = 0):
-    """The model after one training-mode pass over random images: every BN's statistics
-    move off their initial values, as in training, so LCE converts the model as it
-    converts a trained one (see `training.export.has_initial_batch_norm`).
-    """
-    shape = (8, *model.input_shape[1:])
-    images = tf.random.stateless_uniform(shape, seed=(seed, 0))
-    model(images, training=True)
-    return model
 
 
 def measure(model, repeats: int) -> dict:
@@ -59,8 +50,8 @@ def main(argv=None):
     rows = []
     for name, shape, classes in cases:
         kwargs = dict(input_shape=shape, num_classes=classes)
-        binary = measure(with_moved_batch_norm(zoo.build_model(name, **kwargs)), args.repeats)
-        twin = measure(with_moved_batch_norm(zoo.build_float_twin(name, **kwargs)), args.repeats)
+        binary = measure(zoo.build_model(name, **kwargs), args.repeats)
+        twin = measure(zoo.build_float_twin(name, **kwargs), args.repeats)
         tf.keras.backend.clear_session()
         row = {"model": name, "input_shape": list(shape), "binary": binary, "float_twin": twin,
                "size_ratio": twin["bytes"] / binary["bytes"],

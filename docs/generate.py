@@ -47,7 +47,9 @@ def training_section(data):
 
 def inference_section(data):
     lines = ["## LCE inference: binary against float twin",
-             f"Median of {data['repeats']} single-image runs in LCE's x86 interpreter.", "",
+             f"Median of {data['repeats']} single-image runs in LCE's x86 interpreter. Models "
+             "are fresh builds; LCE may keep more of a fresh network in float than of the "
+             "trained one (README, deployment).", "",
              "| model | input | TFLite KB | float KB | ms 1 thr | ms 2 thr | float ms 1 thr | float ms 2 thr |",
              "|---|---|---|---|---|---|---|---|"]
     for r in data["models"]:

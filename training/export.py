@@ -25,8 +25,10 @@ def deployable_model(trained, model_config: dict):
 def has_initial_batch_norm(model) -> bool:
     """Whether every BatchNormalization still holds mean 0 and variance 1 (never trained).
 
-    LCE's converter then leaves some binary convolutions in float: 37 of the 74 of a fresh
-    UBNAS-A (1.97 MB against 0.23 MB once any BN value has moved, as in training).
+    LCE converts such a network differently from the trained one. Measured on UBNAS-A
+    (16 channels): fresh, 37 of its 74 binary convolutions stay float CONV_2D (7.7 MB);
+    with the trained weights all 74 are LceBconv2d (0.56 MB). Setting random BN values
+    into a fresh build also gives all 74; one training-mode batch does not. Cause unknown.
     """
     import tensorflow as tf
 
