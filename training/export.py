@@ -46,8 +46,8 @@ def export_tflite(model, path) -> int:
 
     if has_initial_batch_norm(model):
         print(f"warning: every BatchNormalization of {model.name} holds its initial statistics; "
-              "LCE then converts some binary convolutions to float ones. Export a trained "
-              "model, or run one training-mode batch through it first.", file=sys.stderr)
+              "LCE then converts some binary convolutions to float ones. Export the trained "
+              "model.", file=sys.stderr)
 
     in_float = lce_float_group_convs(model)
     if in_float:
