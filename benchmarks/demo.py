@@ -39,7 +39,7 @@ def evaluate(record, images, labels) -> dict:
     top1 = float(np.mean(np.argmax(model.predict(images, batch_size=500, verbose=0), -1) == labels))
     shipped = record.weights[DATASET].top
     # Profile and export the trained network itself (without the preprocessing wrapper):
-    # LCE converts a never-trained one differently (training.export.has_initial_batch_norm).
+    # LCE converts a never-trained one differently (training.export.merged_dilated_convs).
     bare = zoo.build_model(record.name, weights=weights_io.fetch(shipped.location, shipped.sha256))
     twin = zoo.build_float_twin(record.name)
     return {"model": record.name, "top1": 100 * top1,

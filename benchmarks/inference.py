@@ -6,8 +6,10 @@ Each model is converted with Larq Compute Engine and timed in LCE's x86 interpre
 1 and 2 threads (median of --repeats single-image runs); its float twin (the same network,
 quantizers removed) is converted and timed in the same run. LCE's fast binary kernels
 target 64-bit ARM: on x86 binary layers are not expected to beat float XNNPack.
-Models are fresh (untrained) builds, and LCE converts some of them differently from the
-trained network (see `training.export.has_initial_batch_norm`).
+Models are untrained builds whose BatchNormalizations get distinct values first
+(`training.export.distinct_batch_norm`): with the equal values of a fresh build the
+converter merges parallel branches and leaves their dilated binary convolutions in float,
+which no trained network does. Each row counts the binary and float convolutions LCE runs.
 """
 
 import argparse
@@ -21,7 +23,7 @@ import zoo  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import load, machine, save  # noqa: E402
-from training.export import export_tflite, lce_latency_ms  # noqa: E402
+from training.export import distinct_batch_norm, export_tflite, flatbuffer_op_counts, lce_latency_ms  # noqa: E402
 
 CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
     (r.name, tuple(r.default_input_shape), r.default_num_classes)
@@ -33,7 +35,10 @@ def measure(model, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tflite"
         size = export_tflite(model, path)
+        ops = flatbuffer_op_counts(path.read_bytes())
         return {"bytes": size,
+                "binary_convs": ops.get("LceBconv2d", 0),
+                "float_convs": ops.get("CONV_2D", 0) + ops.get("DEPTHWISE_CONV_2D", 0),
                 "latency_ms_1_thread": lce_latency_ms(path, 1, repeats),
                 "latency_ms_2_threads": lce_latency_ms(path, 2, repeats)}
 
@@ -50,8 +55,8 @@ def main(argv=None):
     rows = []
     for name, shape, classes in cases:
         kwargs = dict(input_shape=shape, num_classes=classes)
-        binary = measure(zoo.build_model(name, **kwargs), args.repeats)
-        twin = measure(zoo.build_float_twin(name, **kwargs), args.repeats)
+        binary = measure(distinct_batch_norm(zoo.build_model(name, **kwargs)), args.repeats)
+        twin = measure(distinct_batch_norm(zoo.build_float_twin(name, **kwargs)), args.repeats)
         tf.keras.backend.clear_session()
         row = {"model": name, "input_shape": list(shape), "binary": binary, "float_twin": twin,
                "size_ratio": twin["bytes"] / binary["bytes"],

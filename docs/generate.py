@@ -45,17 +45,24 @@ def training_section(data):
     ]
 
 
+def _conv_counts(measured):
+    if "binary_convs" not in measured:  # rows measured before the counts were recorded
+        return "not recorded"
+    return f"{measured['binary_convs']} / {measured['float_convs']}"
+
+
 def inference_section(data):
     lines = ["## LCE inference: binary against float twin",
              f"Median of {data['repeats']} single-image runs in LCE's x86 interpreter. Models "
-             "are fresh builds; LCE may keep more of a fresh network in float than of the "
-             "trained one (README, deployment).", "",
-             "| model | input | TFLite KB | float KB | ms 1 thr | ms 2 thr | float ms 1 thr | float ms 2 thr |",
-             "|---|---|---|---|---|---|---|---|"]
+             "are untrained builds with distinct BatchNormalization values, so that LCE "
+             "converts them as it converts trained ones (README, deployment). Convolutions: "
+             "binary (LceBconv2d) / float.", "",
+             "| model | input | TFLite KB | float KB | convs binary / float | ms 1 thr | ms 2 thr | float ms 1 thr | float ms 2 thr |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in data["models"]:
         b, f = r["binary"], r["float_twin"]
         lines.append(f"| {r['model']} | {'x'.join(map(str, r['input_shape']))} | {b['bytes'] / 1024:.0f} | "
-                     f"{f['bytes'] / 1024:.0f} | {b['latency_ms_1_thread']:.2f} | {b['latency_ms_2_threads']:.2f} | "
+                     f"{f['bytes'] / 1024:.0f} | {_conv_counts(b)} | {b['latency_ms_1_thread']:.2f} | {b['latency_ms_2_threads']:.2f} | "
                      f"{f['latency_ms_1_thread']:.2f} | {f['latency_ms_2_threads']:.2f} |")
     lines += ["", _machine(data)]
     return lines

@@ -187,14 +187,26 @@ def test_unknown_dataset_is_rejected():
         datasets.get_spec("imagenet21k")
 
 
-def test_export_detects_a_never_trained_model():
-    """LCE converts such a model differently from a trained one; the export warns."""
+def test_export_finds_the_dilated_convolutions_lce_would_leave_in_float():
+    """Two dilated binary modules on one input with equal BN values (a fresh build): the
+    converter merges their inputs and LCE runs both convolutions in float. With distinct
+    BN values (as after training) both are binary. Checked on the real flatbuffers."""
+    import larq_compute_engine as lce
     import tensorflow as tf
 
-    from training.export import has_initial_batch_norm
-    from zoo import build_model
+    from training.export import distinct_batch_norm, flatbuffer_op_counts, merged_dilated_convs
+    from zoo.models.ubnas import OPERATIONS
 
-    model = build_model("BinaryDenseNetTiny")
-    assert has_initial_batch_norm(model)
-    model(tf.random.stateless_uniform((4, 28, 28, 1), seed=(0, 0)), training=True)
-    assert not has_initial_batch_norm(model)
+    inputs = tf.keras.Input((14, 14, 16))
+    branches = [OPERATIONS["dil_bconv_5x5"](inputs, 16, 1) for _ in range(2)]
+    model = tf.keras.Model(inputs, tf.keras.layers.Add()(branches))
+
+    assert [len(group) for group in merged_dilated_convs(model)] == [2]
+    fresh = flatbuffer_op_counts(lce.convert_keras_model(model))
+    assert fresh.get("CONV_2D") == 2 and "LceBconv2d" not in fresh
+
+    distinct_batch_norm(model)
+    assert merged_dilated_convs(model) == []
+    distinct = flatbuffer_op_counts(lce.convert_keras_model(model))
+    assert distinct.get("LceBconv2d") == 2 and "CONV_2D" not in distinct
+

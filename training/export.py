@@ -22,20 +22,91 @@ def deployable_model(trained, model_config: dict):
     return to_grouped(trained, grouped)
 
 
-def has_initial_batch_norm(model) -> bool:
-    """Whether every BatchNormalization still holds mean 0 and variance 1 (never trained).
+def merged_dilated_convs(model) -> list:
+    """Groups of dilated binary convolutions that LCE will run as float convolutions.
 
-    LCE converts such a network differently from the trained one. Measured on UBNAS-A
-    (16 channels): fresh, 37 of its 74 binary convolutions stay float CONV_2D (7.7 MB);
-    with the trained weights all 74 are LceBconv2d (0.56 MB). Setting random BN values
-    into a fresh build also gives all 74; one training-mode batch does not. Cause unknown.
+    The converter merges identical subgraphs: the same layers, with equal weights, on the
+    same inputs. Parallel branches of a never-trained network (equal BatchNormalization
+    values, parameter-free pooling) are such subgraphs, so two dilated binary
+    convolutions there share one binarized, space-to-batch tensor, and LCE's dilated
+    binary convolution pattern needs that tensor unshared: both stay float CONV_2D.
+    Measured: two dilated 5x5 modules on one input convert to 2 CONV_2D (55 KB) fresh
+    and to 2 LceBconv2d (7 KB) with distinct BN betas; a fresh UBNAS-A keeps 36 of its
+    74 binary convolutions in float, all of them in these groups.
     """
+    import larq as lq
+
+    groups = {}
+    for conv, input_signature in _input_signatures(model):
+        if isinstance(conv, lq.layers.QuantConv2D) and max(conv.dilation_rate) > 1:
+            key = (input_signature, conv.kernel_size, conv.dilation_rate, conv.padding)
+            groups.setdefault(key, []).append(conv.name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _input_signatures(model):
+    """(layer, digest of what computes its input) for every layer of a functional model:
+    equal digests mean the same layers with equal weights on the same model inputs."""
+    import hashlib
+    import json
+
     import tensorflow as tf
 
-    norms = [l for l in model.submodules if isinstance(l, tf.keras.layers.BatchNormalization)]
-    return bool(norms) and all(
-        np.all(n.moving_mean.numpy() == 0) and np.all(n.moving_variance.numpy() == 1) for n in norms
-    )
+    digest_of = {}  # id(tensor) -> digest of the subgraph computing it
+
+    def digest(*parts):
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+    for tensor in model.inputs:
+        digest_of[id(tensor)] = digest("input", tensor.name)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
+        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+        input_signature = digest(*(digest_of.get(id(t), id(t)) for t in inputs))
+        yield layer, input_signature
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        weights = hashlib.sha256(b"".join(w.tobytes() for w in layer.get_weights())).hexdigest()
+        outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+        for index, tensor in enumerate(outputs):
+            digest_of[id(tensor)] = digest(type(layer).__name__,
+                                           json.dumps(config, sort_keys=True, default=str),
+                                           weights, input_signature, index)
+
+
+def distinct_batch_norm(model, seed: int = 0):
+    """Give every BatchNormalization its own values, as training does, so that a fresh
+    build converts like a trained network (see `merged_dilated_convs`). For benchmarks
+    of models without trained weights; the function computed changes, the graph not."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for norm in model.submodules:
+        if isinstance(norm, tf.keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = norm.get_weights()
+            norm.set_weights([gamma * rng.uniform(0.5, 1.5, gamma.shape),
+                              beta + rng.normal(0, 0.1, beta.shape),
+                              mean + rng.normal(0, 0.1, mean.shape),
+                              variance * rng.uniform(0.5, 1.5, variance.shape)])
+    return model
+
+
+def flatbuffer_op_counts(flatbuffer: bytes) -> dict:
+    """How often each operator occurs in a flatbuffer, e.g. {"LceBconv2d": 74, ...}:
+    shows which binary layers LCE really runs in binary."""
+    import contextlib
+    import io
+    import re
+
+    import tensorflow as tf
+
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        tf.lite.experimental.Analyzer.analyze(model_content=flatbuffer)
+    counts = {}
+    for name in re.findall(r"Op#\d+ (\w+)\(", report.getvalue()):
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def export_tflite(model, path) -> int:
@@ -44,10 +115,12 @@ def export_tflite(model, path) -> int:
 
     from zoo.profile import LCE_GROUP_MULTIPLE, lce_float_group_convs
 
-    if has_initial_batch_norm(model):
-        print(f"warning: every BatchNormalization of {model.name} holds its initial statistics; "
-              "LCE then converts some binary convolutions to float ones. Export the trained "
-              "model.", file=sys.stderr)
+    merged = merged_dilated_convs(model)
+    if merged:
+        print(f"warning: LCE runs {sum(map(len, merged))} dilated binary convolutions of "
+              f"{model.name} as float convolutions: they read one input through "
+              f"BatchNormalizations with equal values, which the converter merges, as in an "
+              f"untrained network ({merged}). Export the trained model.", file=sys.stderr)
 
     in_float = lce_float_group_convs(model)
     if in_float:
