@@ -38,7 +38,8 @@ def merged_dilated_convs(model) -> list:
 
     groups = {}
     for conv, input_signature in _input_signatures(model):
-        if isinstance(conv, lq.layers.QuantConv2D) and max(conv.dilation_rate) > 1:
+        binary = isinstance(conv, lq.layers.QuantConv2D) and conv.input_quantizer is not None
+        if binary and max(conv.dilation_rate) > 1:
             key = (input_signature, conv.kernel_size, conv.dilation_rate, conv.padding)
             groups.setdefault(key, []).append(conv.name)
     return [names for names in groups.values() if len(names) > 1]
