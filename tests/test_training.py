@@ -210,3 +210,12 @@ def test_export_finds_the_dilated_convolutions_lce_would_leave_in_float():
     distinct = flatbuffer_op_counts(lce.convert_keras_model(model))
     assert distinct.get("LceBconv2d") == 2 and "CONV_2D" not in distinct
 
+
+def test_merge_check_accepts_custom_layers_without_config():
+    """The export's check must not stop an export: BinaryMobileNet's masked training form
+    has a custom layer without get_config, and no dilated binary convolution."""
+    from training.export import merged_dilated_convs
+    from zoo import build_model
+
+    assert merged_dilated_convs(build_model("BinaryMobileNet-Evo", form="masked")) == []
+

@@ -66,7 +66,10 @@ def _input_signatures(model):
         inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
         input_signature = digest(*(digest_of.get(id(t), id(t)) for t in inputs))
         yield layer, input_signature
-        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        try:
+            config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        except NotImplementedError:  # a custom layer without get_config: never merged
+            config = {"layer": id(layer)}
         weights = hashlib.sha256(b"".join(w.tobytes() for w in layer.get_weights())).hexdigest()
         outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
         for index, tensor in enumerate(outputs):
