@@ -3,10 +3,11 @@
 import dataclasses
 import time
 
+import h5py
 import numpy as np
 import pytest
 
-from zoo import build_model, registry
+from zoo import build_model, quantizers, registry
 from zoo.weights import WeightsError, save, sha256_of
 
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
@@ -97,3 +98,40 @@ def test_sha256_of_a_known_file(tmp_path):
     path = tmp_path / "x"
     path.write_bytes(b"abc")
     assert sha256_of(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_sign_bits_file_predicts_like_the_model_at_a_fraction_of_the_size(tmp_path):
+    source = build_model("BinaryDenseNet28", **SMALL)
+    keras_file, bits_file = tmp_path / "keras.h5", tmp_path / "bits.h5"
+    save(source, keras_file, "BinaryDenseNet28")
+    save(source, bits_file, "BinaryDenseNet28", sign_bits=True)
+    assert bits_file.stat().st_size < keras_file.stat().st_size / 5  # 8.5x: its 1x1 convs are float
+
+    loaded = build_model("BinaryDenseNet28", weights=str(bits_file), **SMALL)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               source.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    binary = [layer for layer in loaded.layers if quantizers.uses_only_kernel_sign(layer)]
+    assert binary and all(set(np.unique(layer.kernel.numpy())) <= {-1.0, 1.0} for layer in binary)
+    float_layers = [(a, b) for a, b in zip(source.layers, loaded.layers)
+                    if a.weights and not quantizers.uses_only_kernel_sign(a)]
+    for a, b in float_layers:
+        for x, y in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_sign_bits_file_of_another_architecture_names_both(tmp_path):
+    path = tmp_path / "bdn37.h5"
+    save(build_model("BinaryDenseNet37", **SMALL), path, "BinaryDenseNet37", sign_bits=True)
+    with pytest.raises(WeightsError) as error:
+        build_model("BinaryDenseNet28", weights=str(path), **SMALL)
+    assert "BinaryDenseNet37" in str(error.value) and "BinaryDenseNet28" in str(error.value)
+
+
+def test_a_file_of_an_unknown_layout_is_refused(tmp_path):
+    path = tmp_path / "future.h5"
+    save(build_model("BinaryDenseNet28", **SMALL), path, "BinaryDenseNet28", sign_bits=True)
+    with h5py.File(path, "a") as f:
+        f.attrs["zoo_format"] = "sign-bits-99"
+    with pytest.raises(WeightsError, match="sign-bits-99.*upgrade"):
+        build_model("BinaryDenseNet28", weights=str(path), **SMALL)

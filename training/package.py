@@ -1,7 +1,7 @@
 """Ship a training run's weights in the zoo: `python training/package.py RUN_DIR [--name N]`.
 
-Copies the run's final weights (converted to the deployable form) into `zoo/weights/`
-and writes the JSON record the registry reads: file, SHA-256, data set, accuracy,
+Copies the run's final weights (converted to the deployable form, binary kernels as sign
+bits: `zoo.weights`) into `zoo/weights/` and writes the JSON record the registry reads: file, SHA-256, data set, accuracy,
 preprocessing and the command that reproduces it.
 """
 
@@ -57,7 +57,7 @@ def package(run_dir: Path, name: str = None) -> Path:
     deployable = deployable_model(trained, metrics["model_config"])
     stem = f"{record.name}-{spec.name}"
     target = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.h5"
-    digest = weights_io.save(deployable, target, record.name)
+    digest = weights_io.save(deployable, target, record.name, sign_bits=True)
     entry = {
         "model": record.name, "dataset": spec.name, "file": target.name, "sha256": digest,
         "num_classes": spec.num_classes, "input_shape": metrics["input_shape"],

@@ -57,3 +57,9 @@ DENSENET = BinaryQuantization(activation="ste_sign", clip_value=1.3)
 # Searched networks: ApproxSign (Bi-Real Net) on activations for a gradient closer to
 # sign's, SteSign on weights with the usual clip at 1.
 APPROX_SIGN = BinaryQuantization(activation="approx_sign", clip_value=1.0)
+
+
+def uses_only_kernel_sign(layer) -> bool:
+    """Whether a layer reads nothing of its kernel but the sign (0 counts as +1), so the
+    kernel can be stored as one bit per weight. The latent values only matter to training."""
+    return isinstance(getattr(layer, "kernel_quantizer", None), lq.quantizers.SteSign)
