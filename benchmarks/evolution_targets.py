@@ -5,7 +5,9 @@
 Retrains, with one recipe, the best configuration of the evolutionary search, the best
 of the same number of random configurations, and the two uniform baselines (all
 depthwise, all groups = 1), then reports test top-1 against binary MACs (larq) and the
-search's own time. Results: benchmarks/results/evolution_targets.json.
+search's own time. With --match-macs the uniform baselines are also retrained at the
+widest width multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved
+network's: the comparison at equal cost. Results: benchmarks/results/evolution_targets.json.
 """
 
 import argparse
@@ -21,18 +23,38 @@ from benchmarks.common import machine, save  # noqa: E402
 from training import train  # noqa: E402
 
 
-def retrain(name, groups, form, args):
+def retrain(name, groups, form, args, width=0.5):
     out = Path(args.search_dir) / f"retrain-{name}"
-    config = {"groups": groups, "form": form}
+    config = {"groups": groups, "form": form, "width_multiplier": width}
     argv = ["fashion_mnist", "--model", "BinaryMobileNet-Depthwise", "--epochs", str(args.epochs),
             "--model-config", json.dumps(config), "--output-dir", str(out)]
     if (out / "metrics.json").exists():
         argv.append("--resume")
     summary = train.run(train.parse_args(argv))
-    costs = zoo.profile(zoo.build_model("BinaryMobileNet-Depthwise", groups=groups)).as_dict()
-    return {"name": name, "groups": groups, "top1": summary["final"]["top1"],
+    costs = binary_costs(groups, width)
+    return {"name": name, "groups": groups, "width_multiplier": width,
+            "top1": summary["final"]["top1"],
             "binary_macs": costs["binary_macs"], "memory_mb": costs["memory_mb"],
             "train_seconds": summary["wall_time_seconds"], "run_dir": str(out)}
+
+
+def binary_costs(groups, width) -> dict:
+    model = zoo.build_model("BinaryMobileNet-Depthwise", groups=groups, width_multiplier=width)
+    return zoo.profile(model).as_dict()
+
+
+def uniform_groups(kind: str, width: float) -> list:
+    channels = zoo.models.mobilenet.block_channels(width)
+    return channels if kind == "depthwise" else [1] * len(channels)
+
+
+def widest_within(kind: str, binary_macs: float) -> float:
+    """The widest multiple of 1/32 at which the uniform network costs at most binary_macs."""
+    fitting = [k / 32 for k in range(2, 65)
+               if binary_costs(uniform_groups(kind, k / 32), k / 32)["binary_macs"] <= binary_macs]
+    if not fitting:
+        raise SystemExit(f"no width of the {kind} network fits {binary_macs:,.0f} binary MACs")
+    return max(fitting)
 
 
 def main(argv=None):
@@ -41,6 +63,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["evolution", "random", "depthwise", "dense"],
                         help="which of the four to retrain (finished runs are resumed, not redone)")
+    parser.add_argument("--match-macs", action="store_true",
+                        help="also retrain both uniform baselines widened or narrowed to the "
+                             "evolved network's binary MACs")
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)
     evolved = json.loads((search_dir / "evolution_best.json").read_text())
@@ -52,6 +77,11 @@ def main(argv=None):
                   ("dense", [1] * len(channels), "grouped")]  # groups=1: a plain conv
     rows = [retrain(name, groups, form, args) for name, groups, form in candidates
             if name in args.models]
+    if args.match_macs:
+        evolved_macs = binary_costs(evolved["groups"], 0.5)["binary_macs"]
+        for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
+            width = widest_within(kind, evolved_macs)
+            rows.append(retrain(f"{kind}-matched", uniform_groups(kind, width), form, args, width))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
     by_name = {r["name"]: r for r in rows}
     ours = by_name["evolution"]
@@ -66,7 +96,8 @@ def main(argv=None):
                                      for n, r in by_name.items() if n != "evolution"},
     }
     for r in rows:
-        print(f"{r['name']:10s} top-1 {100 * r['top1']:.2f}%  binary MACs {r['binary_macs'] / 1e6:.2f}M")
+        print(f"{r['name']:17s} width {r['width_multiplier']:.4g}  top-1 {100 * r['top1']:.2f}%  "
+              f"binary MACs {r['binary_macs'] / 1e6:.2f}M")
     print(f"saved {save('evolution_targets', report)}")
 
 

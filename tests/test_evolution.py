@@ -101,7 +101,7 @@ def test_infeasible_budget_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("channels, groups, max_group_size",
                          [(32, 32, 16), (32, 16, 16), (32, 8, 16), (32, 4, 16), (32, 2, 16),
-                          (128, 2, 64), (128, 4, 64)])
+                          (128, 2, 64), (128, 4, 64), (18, 18, 16), (18, 2, 16)])
 def test_masked_shared_kernel_equals_larq_grouped_conv(channels, groups, max_group_size):
     masked = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups,
                                       max_group_size=max_group_size)

@@ -108,9 +108,9 @@ def binary_residual(x, conv, *, strides: int = 1):
 class MaskedGroupConv2D(tf.keras.layers.Layer):
     """A binary KxK group convolution (channels in = out) whose group count can change.
 
-    It computes exactly `QuantConv2D(channels, k, groups=g)` for any g with at most
-    `max_group_size` channels per group, from one shared kernel: the band of the dense
-    kernel around its diagonal, shape (k, k, C, M) with M = max_group_size. Input channel j
+    It computes exactly `QuantConv2D(channels, k, groups=g)` for any g with at most M
+    channels per group (M: the largest divisor of C up to `max_group_size`), from one
+    shared kernel: the band of the dense kernel around its diagonal, shape (k, k, C, M). Input channel j
     feeds the M outputs of its M-block; a mask (applied after sign(), so masked weights
     are 0, not +-1) keeps those of its g-group. Computed as a depthwise convolution with
     multiplier M and a sum within each block, so its cost is the grouped convolution's.
@@ -124,11 +124,12 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
                  groups, strides=1, max_group_size=16, **kwargs):
         super().__init__(**kwargs)
         self.channels, self.kernel_size, self.strides = channels, kernel_size, strides
-        self.block = min(max_group_size, channels)
-        if channels % self.block or channels % groups or channels // groups > self.block:
+        # The band width: the largest divisor of the channels up to max_group_size.
+        self.block = max(d for d in range(1, min(max_group_size, channels) + 1) if channels % d == 0)
+        if channels % groups or channels // groups > self.block:
             raise ValueError(
-                f"groups={groups} for {channels} channels needs at most {self.block} "
-                f"channels per group, and {self.block} must divide {channels}."
+                f"groups={groups} does not fit {channels} channels: the group count must "
+                f"divide them, with at most {self.block} channels per group."
             )
         self.initial_groups = groups
         self.input_quantizer = quantization.input_quantizer() or tf.identity
