@@ -4,6 +4,8 @@ from dataclasses import asdict, dataclass
 
 import larq as lq
 
+from zoo.weights import PACKAGE_WEIGHTS_DIR
+
 BITS_PER_MB = 8 * 1024 * 1024
 
 
@@ -67,8 +69,13 @@ COLUMNS = (
 
 
 def _weights_cell(key, weights):
-    top1 = weights.metrics.get("top1")
-    return f"{key} ({top1:.2f}% top-1)" if top1 is not None else key
+    facts = []
+    if weights.metrics.get("top1") is not None:
+        facts.append(f"{weights.metrics['top1']:.2f}% top-1")
+    shipped = PACKAGE_WEIGHTS_DIR / weights.top.location
+    if "://" not in weights.top.location and shipped.exists():
+        facts.append(f"{shipped.stat().st_size / 1024:,.0f} KB file")
+    return f"{key} ({', '.join(facts)})" if facts else key
 
 
 def model_table(records, markdown: bool = False) -> str:
