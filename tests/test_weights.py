@@ -135,3 +135,17 @@ def test_a_file_of_an_unknown_layout_is_refused(tmp_path):
         f.attrs["zoo_format"] = "sign-bits-99"
     with pytest.raises(WeightsError, match="sign-bits-99.*upgrade"):
         build_model("BinaryDenseNet28", weights=str(path), **SMALL)
+
+
+def test_sign_bits_round_trip_keeps_integer_state_of_the_masked_training_form(tmp_path):
+    config = dict(input_shape=(28, 28, 1), num_classes=10, form="masked")
+    source = build_model("BinaryMobileNet-Evo", **config)
+    path = tmp_path / "masked.h5"
+    save(source, path, "BinaryMobileNet-Evo", sign_bits=True)
+    loaded = build_model("BinaryMobileNet-Evo", weights=str(path), **config)
+    groups = [(a.groups.numpy(), b.groups.numpy()) for a, b in zip(source.layers, loaded.layers)
+              if hasattr(a, "groups") and hasattr(a.groups, "numpy")]
+    assert groups and all(a == b and b.dtype == np.int32 for a, b in groups)
+    images = np.random.default_rng(0).uniform(0, 1, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               source.predict(images, verbose=0), rtol=1e-5, atol=1e-6)

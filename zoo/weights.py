@@ -153,7 +153,8 @@ def _layers_with_weights(model) -> list:
 
 
 def _save_sign_bits(model, path) -> None:
-    """Two flat arrays (all sign bits; all other values) and a JSON index of the shapes:
+    """Two flat arrays (all sign bits; all other values as float32, exact for the integer
+    counters a layer may hold) and a JSON index of shapes and dtypes:
     one HDF5 dataset per weight would cost more in headers than the bits themselves."""
     index, signs, floats = [], [], []
     for layer in _layers_with_weights(model):
@@ -162,7 +163,8 @@ def _save_sign_bits(model, path) -> None:
         for variable, value in zip(layer.weights, layer.get_weights()):
             as_signs = sign_only and variable is layer.kernel
             (signs if as_signs else floats).append(value.ravel())
-            entry["weights"].append({"shape": list(value.shape), "signs": as_signs})
+            entry["weights"].append({"shape": list(value.shape), "dtype": value.dtype.name,
+                                     "signs": as_signs})
         index.append(entry)
     with h5py.File(path, "w") as f:
         f.attrs[_FORMAT_ATTR] = SIGN_BITS
@@ -189,5 +191,5 @@ def _load_sign_bits(model, path) -> None:
         for weight in entry["weights"]:
             size, source = int(np.prod(weight["shape"])), signs if weight["signs"] else floats
             start, read[weight["signs"]] = read[weight["signs"]], read[weight["signs"]] + size
-            values.append(source[start:start + size].reshape(weight["shape"]))
+            values.append(source[start:start + size].reshape(weight["shape"]).astype(weight["dtype"]))
         layer.set_weights(values)
