@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import zoo  # noqa: F401  (Keras 2 before TensorFlow)
@@ -14,6 +15,8 @@ def evolution_parser(sub):
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--model", default="BinaryMobileNet-Depthwise",
                    help="the BinaryMobileNet configuration whose groups are searched")
+    p.add_argument("--model-config", type=json.loads, default={},
+                   help='JSON overrides of the network, e.g. \'{"stem_strides": 1}\'')
     p.add_argument("--channels-per-group", type=int, nargs="+", default=CHANNELS_PER_GROUP,
                    help="allowed input channels per group (default %(default)s); "
                         f"{' '.join(map(str, LCE_CHANNELS_PER_GROUP))} keeps every choice a "

@@ -127,8 +127,19 @@ def test_lce_space_holds_only_groups_that_lce_runs_in_binary(tmp_path):
     assert lce_float_group_convs(default.build([max(c) for c in default.choices]))
     check_same_space(tmp_path, default)
     check_same_space(tmp_path, default)  # resuming the same space is fine
-    with pytest.raises(CorruptSearchError, match="same --model and --channels-per-group"):
+    with pytest.raises(CorruptSearchError, match="same --model, --model-config and --channels"):
         check_same_space(tmp_path, lce)
+
+
+def test_a_search_resumed_with_other_network_overrides_is_refused(tmp_path):
+    from search.evolution.run import CorruptSearchError, check_same_space
+
+    full_resolution = SearchSpace(stem_strides=1)
+    assert full_resolution.costs([1] * 13)["binary_macs"] > 3 * SearchSpace().costs([1] * 13)["binary_macs"]
+    check_same_space(tmp_path, full_resolution)
+    check_same_space(tmp_path, SearchSpace(stem_strides=1))
+    with pytest.raises(CorruptSearchError, match="stem_strides"):
+        check_same_space(tmp_path, SearchSpace())
 
 
 def test_group_count_that_does_not_divide_the_channels():

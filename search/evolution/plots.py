@@ -71,12 +71,13 @@ def write_outputs(output_dir: Path, oracle, space, budget: dict, prefix: str) ->
         writer.writerows(rows)
     plot_pareto(rows, output_dir / f"{prefix}_pareto.png")
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["binary_macs"]))  # ties: cheaper
+    retrain_config = {**space.model_config, "groups": best["groups"], "form": "masked"}
     result = {
         "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
         **{k: best[k] for k in COSTS}, "budget": budget, "trials": len(rows),
         "rejected_over_budget": getattr(oracle, "rejected_over_budget", None),
         "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
-                    f"--model-config '{json.dumps({'groups': best['groups'], 'form': 'masked'})}'"),
+                    f"--model-config '{json.dumps(retrain_config)}'"),
     }
     (output_dir / f"{prefix}_best.json").write_text(json.dumps(result, indent=2))
     return result

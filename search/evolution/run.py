@@ -82,7 +82,8 @@ def check_same_space(output_dir: Path, space: SearchSpace) -> None:
     """Record the searched space on the first run; refuse to resume over another one
     (the supernet's kernels and the trials would not fit it)."""
     path = output_dir / "space.json"
-    described = {"model": space.model_name, "choices": space.choices}
+    described = {"model": space.model_name, "choices": space.choices,
+                 **({"config": space.model_config} if space.model_config else {})}
     if not path.exists():  # chief and workers may start together: write atomically
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(json.dumps(described))
@@ -92,7 +93,8 @@ def check_same_space(output_dir: Path, space: SearchSpace) -> None:
     if saved != described:
         raise CorruptSearchError(
             f"{output_dir} holds a search of another space ({saved['model']}, group choices "
-            f"{saved['choices']}); rerun it with the same --model and --channels-per-group, "
+            f"{saved['choices']}, network overrides {saved.get('config', {})}); rerun it with "
+            "the same --model, --model-config and --channels-per-group, "
             "or give a new --output-dir."
         )
 
@@ -106,7 +108,8 @@ def run_search(args) -> dict:
     population = args.trials if args.strategy == "random" else args.population
     tf.keras.utils.set_random_seed(args.seed)
 
-    space = SearchSpace(args.model, channels_per_group=args.channels_per_group)
+    space = SearchSpace(args.model, channels_per_group=args.channels_per_group,
+                        **args.model_config)
     check_same_space(output_dir, space)
     (train_x, train_y), (val_x, val_y) = train_val_arrays(
         args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
