@@ -1,8 +1,8 @@
 """Ship a training run's weights in the zoo: `python training/package.py RUN_DIR [--name N]`.
 
 Copies the run's final weights (converted to the deployable form, binary kernels as sign
-bits: `zoo.weights`) into `zoo/weights/` and writes the JSON record the registry reads: file, SHA-256, data set, accuracy,
-preprocessing and the command that reproduces it.
+bits: `zoo.weights`) into `zoo/weights/` and writes the JSON record the registry reads:
+file, SHA-256, data set, accuracy, preprocessing and the command that reproduces it.
 """
 
 from __future__ import annotations
