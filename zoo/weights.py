@@ -6,8 +6,8 @@ refused (and removed from the download cache, so nothing half-downloaded stays t
 Two layouts, both HDF5: Keras' own (`save_weights`, larq-zoo's releases), and "sign bits",
 in which every binary kernel is stored as one bit per weight (everything else float32,
 gzip-compressed). A binary network only ever reads the sign of those kernels, so the
-sign-bits file gives the same predictions with binary kernels 32x smaller; the zoo ships it. Its
-binary kernels load as +-1, from which fine-tuning can start.
+sign-bits file gives the same predictions with binary kernels 32x smaller; the zoo
+ships it. Its binary kernels load as +-1, from which fine-tuning can start.
 """
 
 from __future__ import annotations
