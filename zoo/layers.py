@@ -110,8 +110,8 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
 
     It computes exactly `QuantConv2D(channels, k, groups=g)` for any g with at most M
     channels per group (M: the largest divisor of C up to `max_group_size`), from one
-    shared kernel: the band of the dense kernel around its diagonal, shape (k, k, C, M). Input channel j
-    feeds the M outputs of its M-block; a mask (applied after sign(), so masked weights
+    shared kernel: the band of the dense kernel around its diagonal, shape (k, k, C, M).
+    Input channel j feeds the M outputs of its M-block; a mask (applied after sign(), so masked weights
     are 0, not +-1) keeps those of its g-group. Computed as a depthwise convolution with
     multiplier M and a sum within each block, so its cost is the grouped convolution's.
     - The group count is a variable: every choice shares one set of weights (the
@@ -125,7 +125,8 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.channels, self.kernel_size, self.strides = channels, kernel_size, strides
         # The band width: the largest divisor of the channels up to max_group_size.
-        self.block = max(d for d in range(1, min(max_group_size, channels) + 1) if channels % d == 0)
+        self.block = max(d for d in range(1, min(max_group_size, channels) + 1)
+                         if channels % d == 0)
         if channels % groups or channels // groups > self.block:
             raise ValueError(
                 f"groups={groups} does not fit {channels} channels: the group count must "

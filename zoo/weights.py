@@ -191,5 +191,6 @@ def _load_sign_bits(model, path) -> None:
         for weight in entry["weights"]:
             size, source = int(np.prod(weight["shape"])), signs if weight["signs"] else floats
             start, read[weight["signs"]] = read[weight["signs"]], read[weight["signs"]] + size
-            values.append(source[start:start + size].reshape(weight["shape"]).astype(weight["dtype"]))
+            value = source[start:start + size].reshape(weight["shape"])
+            values.append(value.astype(weight["dtype"]))
         layer.set_weights(values)
