@@ -111,9 +111,10 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
     It computes exactly `QuantConv2D(channels, k, groups=g)` for any g with at most M
     channels per group (M: the largest divisor of C up to `max_group_size`), from one
     shared kernel: the band of the dense kernel around its diagonal, shape (k, k, C, M).
-    Input channel j feeds the M outputs of its M-block; a mask (applied after sign(), so masked weights
-    are 0, not +-1) keeps those of its g-group. Computed as a depthwise convolution with
-    multiplier M and a sum within each block, so its cost is the grouped convolution's.
+    Input channel j feeds the M outputs of its M-block; a mask (applied after sign(), so
+    masked weights are 0, not +-1) keeps those of its g-group. Computed as a depthwise
+    convolution with multiplier M and a sum within each block, so its cost is the grouped
+    convolution's.
     - The group count is a variable: every choice shares one set of weights (the
       evolutionary search's supernet).
     - TensorFlow's CPU grouped convolution is ~3-8x slower than this.
