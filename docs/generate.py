@@ -72,12 +72,16 @@ def evolution_section(data):
     lines = ["## Evolutionary group search: retrained from scratch",
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
              f"{data['search']['trials']} trials; every model retrained {data['epochs']} epochs "
-             "with one recipe.", "", "| model | test top-1 (%) | binary MACs (M) | memory (MB) |",
-             "|---|---|---|---|"]
+             "with one recipe. \"-matched\": a uniform baseline at the widest width whose binary "
+             "MACs do not exceed the evolved network's.", "",
+             "| model | width | test top-1 (%) | binary MACs (M) | memory (MB) |",
+             "|---|---|---|---|---|"]
     for r in data["models"]:
-        lines.append(f"| {r['name']} | {100 * r['top1']:.2f} | {r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |")
+        lines.append(f"| {r['name']} | {r.get('width_multiplier', 0.5):.4g} | {100 * r['top1']:.2f} | "
+                     f"{r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |")
     skipped = data.get("not_retrained") or []
-    lines += ["", f"Evolution beats: {data['evolution_beats']}."
+    lines += ["", f"Evolution beats: {data['evolution_beats']}; its binary MACs are not above: "
+              f"{data['evolution_macs_not_above']}."
               + (f" Not retrained: {', '.join(skipped)}." if skipped else "") + f" {_machine(data)}"]
     return lines
 
