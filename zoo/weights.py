@@ -126,7 +126,7 @@ def load_into(model, path, model_name: str) -> None:
         with h5py.File(path, "r") as f:
             saved_for = f.attrs.get(_MODEL_ATTR)
             layout = f.attrs.get(_FORMAT_ATTR)
-            saved_layers = len(f.attrs.get("layer_names", [])) or len(f.keys())
+            saved_layers = len(f.attrs.get("layer_names", []))  # Keras' layout only
     except OSError as error:
         raise WeightsError(f"{path} is not a readable HDF5 weights file ({error}).") from None
     if layout not in (None, SIGN_BITS):
@@ -138,7 +138,8 @@ def load_into(model, path, model_name: str) -> None:
         else:
             model.load_weights(path)
     except (ValueError, KeyError) as error:
-        described = saved_for or f"a model with {saved_layers} layers"
+        described = saved_for or (f"a model with {saved_layers} layers" if saved_layers
+                                  else "an unnamed model")
         ours = len(_layers_with_weights(model))
         raise WeightsError(
             f"{path} holds weights for {described}, which do not fit {model_name} "
@@ -182,15 +183,16 @@ def _load_sign_bits(model, path) -> None:
         floats = f["floats"][()]
     if len(index) != len(layers):
         raise ValueError(f"the file has {len(index)} layers with weights, the model {len(layers)}")
-    read = {True: 0, False: 0}  # values consumed from the signs and from the floats
+    offsets = {True: 0, False: 0}  # values consumed so far from the signs, the floats
     for position, (layer, entry) in enumerate(zip(layers, index)):
         if len(entry["weights"]) != len(layer.weights):
             raise ValueError(f"layer {position} ({layer.name}) has {len(layer.weights)} weights, "
                              f"the file's ({entry['layer']}) {len(entry['weights'])}")
         values = []
         for weight in entry["weights"]:
-            size, source = int(np.prod(weight["shape"])), signs if weight["signs"] else floats
-            start, read[weight["signs"]] = read[weight["signs"]], read[weight["signs"]] + size
+            source = signs if weight["signs"] else floats
+            start, size = offsets[weight["signs"]], int(np.prod(weight["shape"]))
+            offsets[weight["signs"]] += size
             value = source[start:start + size].reshape(weight["shape"])
             values.append(value.astype(weight["dtype"]))
         layer.set_weights(values)
