@@ -26,7 +26,7 @@ demo: $(STAMP) data
 	$(PY) benchmarks/demo.py
 
 test: $(STAMP) data
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10  # one worker per core, a test file each
+	$(PY) -m pytest -q -n 2 --dist load --durations=10  # one worker per core, tests balanced between them
 
 docs: $(STAMP)
 	$(PY) docs/generate.py

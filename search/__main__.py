@@ -10,8 +10,15 @@ import zoo  # noqa: F401  (Keras 2 before TensorFlow)
 from search.evolution.space import CHANNELS_PER_GROUP, LCE_CHANNELS_PER_GROUP
 
 
+def common_arguments(p):
+    p.add_argument("--eager", action="store_true",
+                   help="run every step eagerly: for debugging, and for tiny runs where "
+                        "tracing the supernet's graph costs more than the steps")
+
+
 def evolution_parser(sub):
     p = sub.add_parser("evolution", help="evolutionary group search of a binary MobileNet")
+    common_arguments(p)
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--model", default="BinaryMobileNet-Depthwise",
                    help="the BinaryMobileNet configuration whose groups are searched")
@@ -44,6 +51,7 @@ def evolution_parser(sub):
 
 def darts_parser(sub):
     p = sub.add_parser("darts", help="differentiable binary cell search (UBNAS)")
+    common_arguments(p)
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--trials", type=int, default=1, help="searches; >1 varies K, arch lr")
     p.add_argument("--epochs", type=int, default=20)
@@ -75,6 +83,10 @@ def main(argv=None):
     evolution_parser(sub)
     darts_parser(sub)
     args = parser.parse_args(argv)
+    if args.eager:
+        import tensorflow as tf
+
+        tf.config.run_functions_eagerly(True)
     from search.evolution.oracle import BudgetError
     from search.evolution.run import CorruptSearchError, run_search
     from search.darts.tuner import run_darts

@@ -36,6 +36,14 @@ def run_chief_and_workers(args, cwd, *, workers: int, timeout: int = 400) -> Non
         assert process.returncode == 0, f"{tuner_id} failed:\n{output[-2000:]}"
 
 
+@pytest.fixture
+def eager_functions():
+    """Run tf.functions eagerly: for tiny searches, tracing costs more than the steps."""
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
 def imagenet_sample_files(count: int):
     if not SAMPLES.exists():
         pytest.fail(f"{SAMPLES} is missing: the repository must sit beside shared/.")

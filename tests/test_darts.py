@@ -164,7 +164,7 @@ def test_architecture_step_leaves_weights_and_weight_step_leaves_alpha_beta(tiny
     assert any(not np.array_equal(a, b) for a, b in zip(weights, _values(s.weight_variables)))
 
 
-def test_search_resumes_from_its_epoch_checkpoint(tmp_path):
+def test_search_resumes_from_its_epoch_checkpoint(tmp_path, eager_functions):
     rng = np.random.default_rng(0)
     data = (rng.random((32, 16, 16, 1), np.float32), rng.integers(0, 10, 32))
     # One cell, and architecture steps only in the resumed epoch: each step is traced once.
@@ -229,9 +229,11 @@ def test_a_search_result_registers_as_a_named_ubnas_model(tmp_path, monkeypatch)
         registry._LOOKUP.pop(registry._key("UBNAS-Test"))
 
 
-DARTS_CLI = [sys.executable, "-m", "search", "darts", "--layers", "1", "--channels", "8",
-             "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "16", "--train-examples",
-             "32", "--val-examples", "32", "--score-epochs", "1", "--trials", "1"]
+# Eager: at this size tracing the supernet costs more than running it.
+DARTS_CLI = [sys.executable, "-m", "search", "darts", "--eager", "--layers", "1", "--channels",
+             "8", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "16",
+             "--train-examples", "32", "--val-examples", "32", "--score-epochs", "1",
+             "--trials", "1"]
 
 
 def test_darts_trial_runs_on_a_keras_tuner_worker(tmp_path):
