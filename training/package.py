@@ -81,7 +81,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, nargs="?")
     parser.add_argument("--name", help="register the run's configuration as this model")
-    parser.add_argument("--found-by", default="", help="provenance of a searched configuration")
+    parser.add_argument("--found-by", help="provenance of a searched configuration "
+                                            "(a re-packaged model keeps its own)")
     parser.add_argument("--genotype", type=Path, metavar="RESULT_JSON",
                         help="register a darts search result (e.g. runs/darts/darts_genotype.json) "
                              "as model --name, to train it with train.py --model NAME")
@@ -100,7 +101,9 @@ def main(argv=None):
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         config = _network_config(metrics)
         family = zoo.get_record(metrics["model"]).family
-        zoo.registry.add_searched(args.name, family, metrics["model"], config, args.found_by)
+        found_by = args.found_by if args.found_by is not None else next(
+            (e["found_by"] for e in zoo.registry.searched_entries(family) if e["name"] == args.name), "")
+        zoo.registry.add_searched(args.name, family, metrics["model"], config, found_by)
         zoo.registry.register_searched(family)
         print(f"registered {args.name} in zoo/models/searched.json")
     print(f"wrote {package(args.run_dir, args.name)}")
