@@ -168,8 +168,8 @@ def test_supernet_shares_weights_across_configurations():
 
 
 # Eager: at this size tracing the supernet costs more than running it.
-SEARCH = [sys.executable, "-m", "search", "evolution", "--eager", "--trials", "8", "--population", "3",
-          "--supernet-epochs", "1", "--train-examples", "512", "--val-examples", "256",
+SEARCH = [sys.executable, "-m", "search", "evolution", "--eager", "--trials", "8",
+          "--population", "3", "--supernet-epochs", "1", "--train-examples", "512", "--val-examples", "256",
           "--calibration-batches", "1", "--batch-size", "64"]
 
 

@@ -101,9 +101,7 @@ def main(argv=None):
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         config = _network_config(metrics)
         family = zoo.get_record(metrics["model"]).family
-        found_by = args.found_by if args.found_by is not None else next(
-            (e["found_by"] for e in zoo.registry.searched_entries(family) if e["name"] == args.name), "")
-        zoo.registry.add_searched(args.name, family, metrics["model"], config, found_by)
+        zoo.registry.add_searched(args.name, family, metrics["model"], config, args.found_by)
         zoo.registry.register_searched(family)
         print(f"registered {args.name} in zoo/models/searched.json")
     print(f"wrote {package(args.run_dir, args.name)}")

@@ -99,9 +99,13 @@ def searched_entries(family: str) -> list:
     return [e for e in json.loads(SEARCHED_FILE.read_text()) if e["family"] == family]
 
 
-def add_searched(name: str, family: str, base: str, config: dict, found_by: str) -> None:
-    """Record a searched configuration in `zoo/models/searched.json` (data, not code)."""
+def add_searched(name: str, family: str, base: str, config: dict,
+                 found_by: Optional[str]) -> None:
+    """Record a searched configuration in `zoo/models/searched.json` (data, not code).
+    found_by=None keeps the provenance an entry of that name already has."""
     entries = json.loads(SEARCHED_FILE.read_text()) if SEARCHED_FILE.exists() else []
+    if found_by is None:
+        found_by = next((e["found_by"] for e in entries if e["name"] == name), "")
     entries = [e for e in entries if e["name"] != name]
     entries.append({"name": name, "family": family, "base": base, "config": config,
                     "found_by": found_by})
