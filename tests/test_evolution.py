@@ -145,6 +145,21 @@ def test_a_search_resumed_with_other_network_overrides_is_refused(tmp_path):
 def test_group_count_that_does_not_divide_the_channels():
     with pytest.raises(ValueError, match="does not divide the block's 16 input channels"):
         build_model("BinaryMobileNet-Depthwise", groups=[3] + [1] * 12)
+    with pytest.raises(ValueError, match="does not divide the block's 16 input channels"):
+        SearchSpace().costs([3] + [1] * 12)
+
+
+def test_costs_summed_per_block_equal_larq_on_the_whole_network():
+    from zoo import profile
+
+    space = SearchSpace(stem_strides=1)
+    rng = np.random.default_rng(0)
+    for groups in ([int(rng.choice(c)) for c in space.choices], [1] * 13):  # [1]: no choice
+        whole = profile(space.build(groups))
+        costs = space.costs(groups)
+        assert costs["binary_macs"] == whole.binary_macs
+        assert costs["float_macs"] == whole.float_macs
+        assert costs["memory_mb"] == pytest.approx(whole.memory_mb, rel=1e-12)
 
 
 def test_supernet_shares_weights_across_configurations():

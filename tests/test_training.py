@@ -77,6 +77,33 @@ def test_fashion_mnist_one_epoch_learns(tmp_path):
     scored = evaluate("fashion_mnist", "BinaryDenseNetTiny", str(out / "final.h5"))
     assert abs(scored["top1"] - metrics["final"]["top1"]) < 1e-6
     _check_packaging(out, metrics, tmp_path)
+    _check_fine_tuning(out, metrics, tmp_path)
+
+
+def _check_fine_tuning(run_dir, metrics, tmp_path):
+    """--init-weights starts from a run's weights: at a negligible rate, the first epoch
+    scores what the source run scored (a fresh network scores near chance)."""
+    args = train.parse_args([
+        "fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1", "--lr", "1e-12",
+        "--train-examples", "640", "--output-dir", str(tmp_path / "fine-tuned"),
+        "--init-weights", str(run_dir / "final.h5")])
+    summary = train.run(args)
+    assert summary["init_weights"]["sha256"] == metrics["final"]["sha256"]
+    assert abs(summary["final"]["top1"] - metrics["final"]["top1"]) < 0.02
+    # Its shipped record would reproduce both runs, the source first.
+    from training.package import lineage
+
+    assert [m["command"] for m in lineage(summary)] == [metrics["command"], summary["command"]]
+
+
+def test_init_weights_of_another_model_is_refused(tmp_path):
+    from zoo import weights as weights_io
+
+    other = str(weights_io.PACKAGE_WEIGHTS_DIR / "UBNAS-A-fashion_mnist.h5")
+    with pytest.raises(SystemExit, match="do not fit BinaryDenseNetTiny"):
+        train.main(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
+                    "--train-examples", "256", "--output-dir", str(tmp_path / "run"),
+                    "--init-weights", other])
 
 
 def _check_packaging(run_dir, metrics, tmp_path):

@@ -2,7 +2,8 @@
 
 Copies the run's final weights (converted to the deployable form, binary kernels as sign
 bits: `zoo.weights`) into `zoo/weights/` and writes the JSON record the registry reads:
-file, SHA-256, data set, accuracy, preprocessing and the command that reproduces it.
+file, SHA-256, data set, accuracy, preprocessing and the command that reproduces it (for
+a fine-tuned run, the commands of every run it continues, joined by &&).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def package(run_dir: Path, name: str = None) -> Path:
                               num_classes=spec.num_classes, **metrics["model_config"])
     trained.load_weights(str(run_dir / "final.h5"))
     deployable = deployable_model(trained, metrics["model_config"])
+    runs = lineage(metrics)
     stem = f"{record.name}-{spec.name}"
     target = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.h5"
     digest = weights_io.save(deployable, target, record.name, sign_bits=True)
@@ -62,14 +64,31 @@ def package(run_dir: Path, name: str = None) -> Path:
         "model": record.name, "dataset": spec.name, "file": target.name, "sha256": digest,
         "num_classes": spec.num_classes, "input_shape": metrics["input_shape"],
         "preprocessing": metrics["preprocessing"], "top1": metrics["final"]["top1"],
-        "top5": metrics["final"]["top5"], "epochs": len(metrics["epochs"]),
-        "train_seconds": metrics["wall_time_seconds"], "recipe": metrics["recipe"],
+        "top5": metrics["final"]["top5"], "epochs": sum(len(m["epochs"]) for m in runs),
+        "train_seconds": sum(m["wall_time_seconds"] for m in runs), "recipe": metrics["recipe"],
         "model_config": trained_config,
-        "command": metrics["command"],
+        "command": " && ".join(m["command"] for m in runs),
     }
+    if len(runs) > 1:
+        entry["recipes"] = [m["recipe"] for m in runs]
     path = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.json"
     path.write_text(json.dumps(entry, indent=2) + "\n")
     return path
+
+
+def lineage(metrics: dict) -> list:
+    """The runs that made these weights, oldest first: a fine-tuned run (train.py
+    --init-weights) continues the run that wrote its initial weights file."""
+    runs = [metrics]
+    while "init_weights" in runs[0]:
+        source = Path(runs[0]["init_weights"]["path"]).parent / "metrics.json"
+        if not source.exists():
+            raise SystemExit(
+                f"The run started from {runs[0]['init_weights']['path']}, but {source} is "
+                "missing: without it the shipped record cannot say how to reproduce the weights."
+            )
+        runs.insert(0, json.loads(source.read_text()))
+    return runs
 
 
 def _network_config(metrics: dict) -> dict:

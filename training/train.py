@@ -21,6 +21,7 @@ import zoo  # noqa: E402  (Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
 from training import datasets, distribute, export, recipes, report  # noqa: E402
+from zoo import weights as weights_io  # noqa: E402
 
 BACKUP_DIR = "checkpoint"
 
@@ -120,6 +121,9 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", help="TFDS data dir; for imagenet, the manual directory")
     parser.add_argument("--output-dir", help="default: runs/MODEL-DATASET")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--init-weights", metavar="FILE",
+                        help="fine-tune: start from this weights file (e.g. a run's final.h5) "
+                             "with a fresh optimizer and schedule")
     parser.add_argument("--export-tflite", action="store_true")
     parser.add_argument("--train-examples", type=int, help="use only the first N (smoke runs)")
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N only")
@@ -159,6 +163,8 @@ def run(args) -> dict:
         model = zoo.build_model(record.name, input_shape=input_shape,
                                 num_classes=spec.num_classes, **args.model_config)
         compile_for_classification(model, make_optimizer(recipe, schedule))
+        if args.init_weights:  # a resumed run's checkpoint then overrides these
+            weights_io.load_into(model, args.init_weights, record.name)
 
     summary = report.read_json(output_dir / "metrics.json") if args.resume else None
     summary = summary or {
@@ -166,6 +172,9 @@ def run(args) -> dict:
         "recipe": recipe.as_dict(), "preprocessing": preprocessing,
         "input_shape": list(input_shape), "command": _command_line(), "epochs": [],
     }
+    if args.init_weights and "init_weights" not in summary:
+        summary["init_weights"] = {"path": str(args.init_weights),
+                                   "sha256": weights_io.sha256_of(args.init_weights)}
     callbacks = [  # the recorder first: metrics never lag behind the checkpoint
         EpochRecorder(output_dir, summary, record.name, steps_per_epoch * recipe.batch_size,
                       schedule),
