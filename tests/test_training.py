@@ -86,8 +86,9 @@ def _check_fine_tuning(run_dir, metrics, tmp_path):
     args = train.parse_args([
         "fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1", "--lr", "1e-12",
         "--train-examples", "640", "--output-dir", str(tmp_path / "fine-tuned"),
-        "--init-weights", str(run_dir / "final.h5")])
+        "--init-weights", str(run_dir / "final.h5"), "--augmentation", "pad_crop_flip"])
     summary = train.run(args)
+    assert summary["recipe"]["augmentation"] == "pad_crop_flip"
     assert summary["init_weights"]["sha256"] == metrics["final"]["sha256"]
     assert abs(summary["final"]["top1"] - metrics["final"]["top1"]) < 0.02
     # Its shipped record would reproduce both runs, the source first.
@@ -207,6 +208,33 @@ def test_fashion_mnist_idx_files_from_a_data_dir(tmp_path):
     example = next(iter(test))
     assert example["image"].shape == (28, 28, 1) and example["image"].dtype == "uint8"
     assert int(test.cardinality()) == 10_000
+
+
+@pytest.mark.parametrize("augmentation", ["none", "pad_crop_flip"])
+def test_small_image_augmentation_chosen_by_the_recipe(augmentation):
+    """A single lit pixel stays put without augmentation, and moves by at most the
+    4-pixel padding (or mirrors) with pad_crop_flip."""
+    import tensorflow as tf
+
+    image = np.zeros((28, 28, 1), np.uint8)
+    image[10, 14] = 255
+    dataset = tf.data.Dataset.from_tensor_slices({"image": [image] * 64, "label": [0] * 64})
+    spec = datasets.get_spec("fashion_mnist")
+    images, _ = next(iter(datasets.pipeline(dataset, spec, training=True, batch_size=64, seed=1,
+                                            augmentation=augmentation)))
+    lit = [tuple(np.argwhere(x[..., 0] > 0.5)[0]) for x in images.numpy()]
+    assert all(np.count_nonzero(x > 0.5) == 1 for x in images.numpy())
+    if augmentation == "none":
+        assert set(lit) == {(10, 14)}
+    else:
+        assert len(set(lit)) > 5
+        assert all(abs(r - 10) <= 4 and (abs(c - 14) <= 4 or abs(c - 13) <= 4) for r, c in lit)
+
+
+def test_augmentation_that_does_not_fit_the_data_set_is_refused_before_any_file(tmp_path):
+    with pytest.raises(SystemExit, match="'flip' does not apply to imagenet"):
+        train.main(["imagenet", "--augmentation", "flip", "--output-dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_dataset_is_rejected():

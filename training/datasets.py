@@ -45,8 +45,10 @@ class DatasetSpec:
     test_split: str
     train_examples: int
     preprocessing: str  # key of zoo.preprocessing.PREPROCESSING, unless weights say otherwise
-    augmentation: str  # "imagenet", "pad_crop_flip", "flip" or "none"
+    augmentation: str  # "imagenet" or one of SMALL_IMAGE_AUGMENTATIONS
 
+
+SMALL_IMAGE_AUGMENTATIONS = ("none", "flip", "pad_crop_flip")
 
 DATASETS = {
     spec.name: spec
@@ -175,6 +177,17 @@ def _decode_imagenet(example, training: bool, size: int):
     return tf.image.resize_with_crop_or_pad(image, size, size)
 
 
+def check_augmentation(spec: DatasetSpec, augmentation: Optional[str]) -> str:
+    """The augmentation to use: the data set's own unless one is chosen, which must fit it."""
+    if augmentation is None or augmentation == spec.augmentation:
+        return spec.augmentation
+    if spec.augmentation == "imagenet" or augmentation not in SMALL_IMAGE_AUGMENTATIONS:
+        allowed = [spec.augmentation] if spec.augmentation == "imagenet" else SMALL_IMAGE_AUGMENTATIONS
+        raise ValueError(f"augmentation {augmentation!r} does not apply to {spec.name}; "
+                         f"use one of {', '.join(allowed)}")
+    return augmentation
+
+
 def _augment(image, kind: str):
     if kind in ("flip", "pad_crop_flip"):
         image = tf.image.random_flip_left_right(image)
@@ -196,9 +209,13 @@ def pipeline(
     limit: Optional[int] = None,
     cache: bool = True,
     seed: Optional[int] = None,
+    augmentation: Optional[str] = None,
 ) -> tf.data.Dataset:
-    """Examples -> batches of (normalised float images, labels)."""
+    """Examples -> batches of (normalised float images, labels).
+
+    `augmentation` replaces the data set's own for small images (a recipe's choice)."""
     normalise = preprocessing.get(preprocessing_name or spec.preprocessing)
+    augmentation = check_augmentation(spec, augmentation)
     if limit:
         dataset = dataset.take(limit)
     if spec.augmentation == "imagenet":
@@ -216,7 +233,7 @@ def pipeline(
         if training:
             dataset = dataset.shuffle(60_000, seed=seed, reshuffle_each_iteration=True)
             dataset = dataset.map(
-                lambda image, label: (_augment(image, spec.augmentation), label),
+                lambda image, label: (_augment(image, augmentation), label),
                 num_parallel_calls=AUTOTUNE,
             )
         dataset = dataset.map(

@@ -19,6 +19,7 @@ class Recipe:
     decay_epochs: tuple = ()  # for "step": multiply the rate by 0.1 at each of these
     optimizer: str = "adam"
     adam_epsilon: float = 1e-8
+    augmentation: str | None = None  # None: the data set's own (training.datasets)
 
     def as_dict(self):
         return asdict(self)

@@ -117,6 +117,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, dest="learning_rate")
     parser.add_argument("--schedule", choices=["cosine", "step"])
+    parser.add_argument("--augmentation", choices=datasets.SMALL_IMAGE_AUGMENTATIONS,
+                        help="small-image data sets: replaces the data set's own (fashion_mnist: flip)")
     parser.add_argument("--image-size", type=int, help="ImageNet crop size (default 224)")
     parser.add_argument("--data-dir", help="TFDS data dir; for imagenet, the manual directory")
     parser.add_argument("--output-dir", help="default: runs/MODEL-DATASET")
@@ -137,8 +139,9 @@ def run(args) -> dict:
     record = zoo.get_record(args.model)
     recipe = recipes.recipe_for(
         record.name, spec.name, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, schedule=args.schedule,
+        learning_rate=args.learning_rate, schedule=args.schedule, augmentation=args.augmentation,
     )
+    datasets.check_augmentation(spec, recipe.augmentation)  # before any file is written
     output_dir = Path(args.output_dir or f"runs/{record.name}-{spec.name}")
     _claim_output_dir(output_dir, args.resume)
     tf.keras.utils.set_random_seed(args.seed)
@@ -149,7 +152,7 @@ def run(args) -> dict:
     train = datasets.pipeline(
         datasets.load_split(spec, spec.train_split, args.data_dir), spec, training=True,
         batch_size=recipe.batch_size, preprocessing_name=preprocessing, image_size=size,
-        limit=args.train_examples, seed=args.seed,
+        limit=args.train_examples, seed=args.seed, augmentation=recipe.augmentation,
     )
     test = datasets.pipeline(
         datasets.load_split(spec, spec.test_split, args.data_dir), spec, training=False,
