@@ -37,3 +37,17 @@ def test_lce_float_group_convs_names_the_groups_lce_cannot_run_in_binary():
     groups = [1, 1, 2, 1, 4, 2, 8, 4, 2, 1, 8, 4, 32]
     mixed = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise", groups=groups))
     assert list(mixed.values()) == [16]
+
+
+def test_masked_network_architecture_round_trips_through_keras_json():
+    """MaskedGroupConv2D serializes as plain data: Keras rebuilds the searched network
+    from its JSON (TensorBoard writes the same), and it computes the same outputs."""
+    model = build_model("BinaryMobileNet-Evo", form="masked")
+    rebuilt = tf.keras.models.model_from_json(
+        model.to_json(), custom_objects={"MaskedGroupConv2D": layers.MaskedGroupConv2D})
+    rebuilt.set_weights(model.get_weights())
+    masked = [l for l in rebuilt.layers if isinstance(l, layers.MaskedGroupConv2D)]
+    assert [int(l.groups.numpy()) for l in masked] == \
+        [int(l.groups.numpy()) for l in model.layers if isinstance(l, layers.MaskedGroupConv2D)]
+    images = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
+    np.testing.assert_allclose(rebuilt(images), model(images), atol=1e-5)

@@ -1,5 +1,7 @@
 """Binary and full-precision building blocks shared by every model, cell and supernet."""
 
+from dataclasses import asdict
+
 import larq as lq
 import tensorflow as tf
 
@@ -133,10 +135,21 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
                 f"groups={groups} does not fit {channels} channels: the group count must "
                 f"divide them, with at most {self.block} channels per group."
             )
-        self.initial_groups = groups
+        self.initial_groups, self.max_group_size, self.quantization = groups, max_group_size, quantization
         self.input_quantizer = quantization.input_quantizer() or tf.identity
         self.kernel_quantizer = quantization.kernel_quantizer() or tf.identity
         self.kernel_constraint = quantization.kernel_constraint()
+
+    def get_config(self):
+        """Plain data, so Keras can write the architecture (TensorBoard's graph, model.to_json)."""
+        return {**super().get_config(), "channels": self.channels, "kernel_size": self.kernel_size,
+                "quantization": asdict(self.quantization), "groups": self.initial_groups,
+                "strides": self.strides, "max_group_size": self.max_group_size}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(quantization=BinaryQuantization(**config.pop("quantization")), **config)
 
     def build(self, input_shape):
         if int(input_shape[-1]) != self.channels:
