@@ -179,10 +179,10 @@ def _decode_imagenet(example, training: bool, size: int):
 
 def check_augmentation(spec: DatasetSpec, augmentation: Optional[str]) -> str:
     """The augmentation to use: the data set's own unless one is chosen, which must fit it."""
-    if augmentation is None or augmentation == spec.augmentation:
+    if augmentation is None:
         return spec.augmentation
-    if spec.augmentation == "imagenet" or augmentation not in SMALL_IMAGE_AUGMENTATIONS:
-        allowed = [spec.augmentation] if spec.augmentation == "imagenet" else SMALL_IMAGE_AUGMENTATIONS
+    allowed = ("imagenet",) if spec.augmentation == "imagenet" else SMALL_IMAGE_AUGMENTATIONS
+    if augmentation not in allowed:
         raise ValueError(f"augmentation {augmentation!r} does not apply to {spec.name}; "
                          f"use one of {', '.join(allowed)}")
     return augmentation

@@ -59,8 +59,9 @@ class SearchSpace:
         base_totals, base_groups, _ = self._base
         totals = dict(base_totals)
         for block, (old, new) in enumerate(zip(base_groups, groups)):
-            for key, value in self._conv_costs(block, new).items():
-                totals[key] += value - self._conv_costs(block, old)[key]
+            before, after = self._conv_costs(block, old), self._conv_costs(block, new)
+            for key in totals:
+                totals[key] += after[key] - before[key]
         totals["memory_mb"] = totals.pop("memory_bits") / BITS_PER_MB
         return totals
 
