@@ -111,6 +111,28 @@ def test_masked_shared_kernel_equals_larq_grouped_conv(channels, groups, max_gro
     masked(x), grouped(x)
     grouped.set_weights([masked.grouped_kernel()])
     np.testing.assert_allclose(masked(x), grouped(x), atol=1e-4)
+    # and back: a depthwise-built layer takes the grouped kernel and its group count
+    restored = layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=channels,
+                                        max_group_size=max_group_size)
+    restored(x)
+    restored.set_grouped_kernel(grouped.get_weights()[0])
+    assert int(restored.groups.numpy()) == groups
+    np.testing.assert_allclose(restored(x), grouped(x), atol=1e-4)
+
+
+def test_shipped_grouped_weights_fine_tune_in_the_masked_form(tmp_path):
+    """train.py --init-weights with a deployable (grouped) file, e.g. shipped weights, into
+    a model trained in the masked form: the same predictions."""
+    from training.export import load_for_training
+    from zoo import build_model, weights as weights_io
+
+    grouped = build_model("BinaryMobileNet-Evo")
+    path = tmp_path / "grouped.h5"
+    weights_io.save(grouped, path, "BinaryMobileNet-Evo", sign_bits=True)
+    masked = build_model("BinaryMobileNet-Evo", form="masked")
+    load_for_training(masked, path, "BinaryMobileNet-Evo", {"form": "masked"})
+    x = tf.random.uniform((4, 28, 28, 1), seed=2)
+    np.testing.assert_allclose(masked(x), grouped(x), atol=1e-4)
 
 
 def test_lce_space_holds_only_groups_that_lce_runs_in_binary(tmp_path):

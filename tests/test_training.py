@@ -97,6 +97,29 @@ def _check_fine_tuning(run_dir, metrics, tmp_path):
     assert [m["command"] for m in lineage(summary)] == [metrics["command"], summary["command"]]
 
 
+def test_lineage_continues_shipped_weights(tmp_path):
+    """A fine-tune of shipped weights: its record reproduces theirs, then itself."""
+    from training.package import lineage
+    from zoo import weights as weights_io
+
+    shipped = tmp_path / "Net-fashion_mnist.h5"
+    shipped.write_bytes(b"weights")
+    first, second, third = ({"epochs": n} for n in (13, 5, 4))
+    record = {"sha256": weights_io.sha256_of(shipped), "command": "train A && train B",
+              "epochs": 18, "train_seconds": 100.0, "recipe": second, "recipes": [first, second]}
+    shipped.with_suffix(".json").write_text(json.dumps(record))
+    fine_tune = {"command": "train C", "epochs": [{}] * 4, "wall_time_seconds": 7.0,
+                 "recipe": third, "init_weights": {"path": str(shipped), "sha256": record["sha256"]}}
+    steps = lineage(fine_tune)
+    assert [s["command"] for s in steps] == ["train A && train B", "train C"]
+    assert [s["epochs"] for s in steps] == [18, 4] and [s["seconds"] for s in steps] == [100.0, 7.0]
+    assert [r for s in steps for r in s["recipes"]] == [first, second, third]
+    shipped.write_bytes(b"weights of a later release")
+    shipped.with_suffix(".json").write_text(json.dumps({**record, "sha256": weights_io.sha256_of(shipped)}))
+    with pytest.raises(SystemExit, match="restore that record"):
+        lineage(fine_tune)
+
+
 def test_init_weights_of_another_model_is_refused(tmp_path):
     from zoo import weights as weights_io
 

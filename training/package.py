@@ -56,7 +56,7 @@ def package(run_dir: Path, name: str = None) -> Path:
                               num_classes=spec.num_classes, **metrics["model_config"])
     trained.load_weights(str(run_dir / "final.h5"))
     deployable = deployable_model(trained, metrics["model_config"])
-    runs = lineage(metrics)
+    steps = lineage(metrics)
     stem = f"{record.name}-{spec.name}"
     target = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.h5"
     digest = weights_io.save(deployable, target, record.name, sign_bits=True)
@@ -64,31 +64,56 @@ def package(run_dir: Path, name: str = None) -> Path:
         "model": record.name, "dataset": spec.name, "file": target.name, "sha256": digest,
         "num_classes": spec.num_classes, "input_shape": metrics["input_shape"],
         "preprocessing": metrics["preprocessing"], "top1": metrics["final"]["top1"],
-        "top5": metrics["final"]["top5"], "epochs": sum(len(m["epochs"]) for m in runs),
-        "train_seconds": sum(m["wall_time_seconds"] for m in runs), "recipe": metrics["recipe"],
+        "top5": metrics["final"]["top5"], "epochs": sum(step["epochs"] for step in steps),
+        "train_seconds": sum(step["seconds"] for step in steps), "recipe": metrics["recipe"],
         "model_config": trained_config,
-        "command": " && ".join(m["command"] for m in runs),
+        "command": " && ".join(step["command"] for step in steps),
     }
-    if len(runs) > 1:
-        entry["recipes"] = [m["recipe"] for m in runs]
+    recipes = [recipe for step in steps for recipe in step["recipes"]]
+    if len(recipes) > 1:
+        entry["recipes"] = recipes
     path = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.json"
     path.write_text(json.dumps(entry, indent=2) + "\n")
     return path
 
 
 def lineage(metrics: dict) -> list:
-    """The runs that made these weights, oldest first: a fine-tuned run (train.py
-    --init-weights) continues the run that wrote its initial weights file."""
-    runs = [metrics]
-    while "init_weights" in runs[0]:
-        source = Path(runs[0]["init_weights"]["path"]).parent / "metrics.json"
-        if not source.exists():
+    """How these weights were made, oldest first, each step as {command, epochs, seconds,
+    recipes}: a fine-tuned run (train.py --init-weights) continues the run, or the shipped
+    weights, that wrote its initial weights file."""
+    steps = [_run_step(metrics)]
+    source = metrics.get("init_weights")
+    while source:
+        path = Path(source["path"])
+        run_metrics, shipped_record = path.parent / "metrics.json", path.with_suffix(".json")
+        if run_metrics.exists():
+            metrics = json.loads(run_metrics.read_text())
+            steps.insert(0, _run_step(metrics))
+            source = metrics.get("init_weights")
+        elif shipped_record.exists():
+            record = json.loads(shipped_record.read_text())
+            if record.get("sha256") != source["sha256"]:
+                raise SystemExit(
+                    f"The run started from shipped weights {path} with SHA-256 {source['sha256']}, "
+                    f"but {shipped_record} now records {record.get('sha256')}: restore that record "
+                    "(git) to package the run."
+                )
+            steps.insert(0, {"command": record["command"], "epochs": record["epochs"],
+                             "seconds": record["train_seconds"],
+                             "recipes": record.get("recipes", [record["recipe"]])})
+            source = None
+        else:
             raise SystemExit(
-                f"The run started from {runs[0]['init_weights']['path']}, but {source} is "
-                "missing: without it the shipped record cannot say how to reproduce the weights."
+                f"The run started from {path}, but neither {run_metrics} nor a shipped record "
+                f"{shipped_record} is there: without it the shipped record cannot say how to "
+                "reproduce the weights."
             )
-        runs.insert(0, json.loads(source.read_text()))
-    return runs
+    return steps
+
+
+def _run_step(metrics: dict) -> dict:
+    return {"command": metrics["command"], "epochs": len(metrics["epochs"]),
+            "seconds": metrics["wall_time_seconds"], "recipes": [metrics["recipe"]]}
 
 
 def _network_config(metrics: dict) -> dict:

@@ -167,7 +167,7 @@ def run(args) -> dict:
                                 num_classes=spec.num_classes, **args.model_config)
         compile_for_classification(model, make_optimizer(recipe, schedule))
         if args.init_weights:  # a resumed run's checkpoint then overrides these
-            weights_io.load_into(model, args.init_weights, record.name)
+            export.load_for_training(model, args.init_weights, record.name, args.model_config)
 
     summary = report.read_json(output_dir / "metrics.json") if args.resume else None
     summary = summary or {

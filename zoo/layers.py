@@ -191,3 +191,15 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
             first_in = (out // size) * size
             grouped[:, :, :, out] = band[:, :, first_in:first_in + size, out % self.block]
         return grouped
+
+    def set_grouped_kernel(self, grouped) -> None:
+        """The inverse of `grouped_kernel`: take the kernel of a `QuantConv2D(groups=g)`
+        (e.g. shipped weights, to fine-tune in this faster form). Band entries outside
+        the g-groups are masked out, so they keep their values."""
+        size = grouped.shape[2]
+        band = self.kernel.numpy()
+        for out in range(self.channels):
+            first_in = (out // size) * size
+            band[:, :, first_in:first_in + size, out % self.block] = grouped[:, :, :, out]
+        self.kernel.assign(band)
+        self.groups.assign(self.channels // size)

@@ -109,6 +109,16 @@ def to_grouped(masked_model, grouped_model):
     return grouped_model
 
 
+def to_masked(grouped_model, masked_model):
+    """Copy a "grouped"-form model's weights (e.g. shipped ones) into its "masked" form."""
+    for source, target in zip(grouped_model.layers, masked_model.layers):
+        if isinstance(target, layers.MaskedGroupConv2D):
+            target.set_grouped_kernel(source.get_weights()[0])
+        else:
+            target.set_weights(source.get_weights())
+    return masked_model
+
+
 _FASHION_MNIST = dict(width_multiplier=0.5, stem_strides=2)
 
 for _name, _groups, _shape, _classes, _config in (
