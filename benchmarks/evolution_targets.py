@@ -5,7 +5,8 @@
 Retrains, with one recipe, the best configuration of the evolutionary search, the best
 of the same number of random configurations, and the two uniform baselines (all
 depthwise, all groups = 1), then reports test top-1 against binary MACs (larq) and the
-search's own time. With --match-macs the uniform baselines are also retrained at the
+search's own time. With --seeds each is retrained once per seed and the means compared:
+one 2-epoch run differs from the next by about as much as the top configurations do. With --match-macs the uniform baselines are also retrained at the
 widest width multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved
 network's: the comparison at equal cost. Results: benchmarks/results/evolution_targets.json.
 """
@@ -25,18 +26,24 @@ from training import train  # noqa: E402
 
 
 def retrain(name, groups, form, args, width=0.5):
-    out = Path(args.search_dir) / f"retrain-{name}"
-    config = {"groups": groups, "form": form, "width_multiplier": width}
-    argv = ["fashion_mnist", "--model", "BinaryMobileNet-Depthwise", "--epochs", str(args.epochs),
-            "--model-config", json.dumps(config), "--output-dir", str(out)]
-    if (out / "metrics.json").exists():
-        argv.append("--resume")
-    summary = train.run(train.parse_args(argv))
+    """Train the network once per seed (data order and initialisation); its score is the mean."""
+    scores, seconds, run_dirs = [], 0.0, []
+    for seed in args.seeds:
+        out = Path(args.search_dir) / (f"retrain-{name}" if seed == 0 else f"retrain-{name}-seed{seed}")
+        config = {"groups": groups, "form": form, "width_multiplier": width}
+        argv = ["fashion_mnist", "--model", "BinaryMobileNet-Depthwise", "--epochs", str(args.epochs),
+                "--model-config", json.dumps(config), "--seed", str(seed), "--output-dir", str(out)]
+        if (out / "metrics.json").exists():
+            argv.append("--resume")
+        summary = train.run(train.parse_args(argv))
+        scores.append(summary["final"]["top1"])
+        seconds += summary["wall_time_seconds"]
+        run_dirs.append(str(out))
     costs = binary_costs(groups, width)
     return {"name": name, "groups": groups, "width_multiplier": width,
-            "top1": summary["final"]["top1"],
+            "top1": sum(scores) / len(scores), "top1_per_seed": scores, "seeds": args.seeds,
             "binary_macs": costs["binary_macs"], "memory_mb": costs["memory_mb"],
-            "train_seconds": summary["wall_time_seconds"], "run_dir": str(out)}
+            "train_seconds": seconds, "run_dirs": run_dirs}
 
 
 def binary_costs(groups, width) -> dict:
@@ -62,11 +69,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search-dir", default="runs/evolution")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="retrain every model once per seed and compare the means")
     parser.add_argument("--models", nargs="+", default=["evolution", "random", "depthwise", "dense"],
                         help="which of the four to retrain (finished runs are resumed, not redone)")
     parser.add_argument("--match-macs", action="store_true",
                         help="also retrain both uniform baselines widened or narrowed to the "
                              "evolved network's binary MACs")
+    parser.add_argument("--result", default="evolution_targets",
+                        help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)
     evolved = json.loads((search_dir / "evolution_best.json").read_text())
@@ -97,9 +108,11 @@ def main(argv=None):
                                      for n, r in by_name.items() if n != "evolution"},
     }
     for r in rows:
-        print(f"{r['name']:17s} width {r['width_multiplier']:.4g}  top-1 {100 * r['top1']:.2f}%  "
+        per_seed = ", ".join(f"{100 * t:.2f}" for t in r["top1_per_seed"])
+        print(f"{r['name']:17s} width {r['width_multiplier']:.4g}  top-1 {100 * r['top1']:.2f}% "
+              f"({per_seed})  "
               f"binary MACs {r['binary_macs'] / 1e6:.2f}M")
-    print(f"saved {save('evolution_targets', report)}")
+    print(f"saved {save(args.result, report)}")
 
 
 if __name__ == "__main__":

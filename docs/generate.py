@@ -70,16 +70,19 @@ def inference_section(data):
 
 
 def evolution_section(data):
-    lines = ["## Evolutionary group search: retrained from scratch",
+    seeds = data["models"][0].get("seeds", [0])
+    lines = [f"## Evolutionary group search: retrained from scratch, "
+             f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
              f"{data['search']['trials']} trials; every model retrained {data['epochs']} epochs "
              "with one recipe. \"-matched\": a uniform baseline at the widest width whose binary "
              "MACs do not exceed the evolved network's.", "",
-             "| model | width | test top-1 (%) | binary MACs (M) | memory (MB) |",
-             "|---|---|---|---|---|"]
+             "| model | width | test top-1 (%), mean | per seed | binary MACs (M) | memory (MB) |",
+             "|---|---|---|---|---|---|"]
     for r in data["models"]:
+        per_seed = ", ".join(f"{100 * t:.2f}" for t in r.get("top1_per_seed", [r["top1"]]))
         lines.append(f"| {r['name']} | {r.get('width_multiplier', 0.5):.4g} | {100 * r['top1']:.2f} | "
-                     f"{r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |")
+                     f"{per_seed} | {r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |")
     skipped = data.get("not_retrained") or []
     lines += ["", f"Evolution beats: {data['evolution_beats']}; its binary MACs are not above: "
               f"{data['evolution_macs_not_above']}."
@@ -122,7 +125,7 @@ def darts_step_section(data):
 
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
-            ("evolution_targets", evolution_section), ("darts_cost*", darts_section),
+            ("evolution_targets*", evolution_section), ("darts_cost*", darts_section),
             ("darts_step_cost", darts_step_section))
 
 
