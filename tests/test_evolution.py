@@ -120,21 +120,6 @@ def test_masked_shared_kernel_equals_larq_grouped_conv(channels, groups, max_gro
     np.testing.assert_allclose(restored(x), grouped(x), atol=1e-4)
 
 
-def test_shipped_grouped_weights_fine_tune_in_the_masked_form(tmp_path):
-    """train.py --init-weights with a deployable (grouped) file, e.g. shipped weights, into
-    a model trained in the masked form: the same predictions."""
-    from training.export import load_for_training
-    from zoo import build_model, weights as weights_io
-
-    grouped = build_model("BinaryMobileNet-Evo")
-    path = tmp_path / "grouped.h5"
-    weights_io.save(grouped, path, "BinaryMobileNet-Evo", sign_bits=True)
-    masked = build_model("BinaryMobileNet-Evo", form="masked")
-    load_for_training(masked, path, "BinaryMobileNet-Evo", {"form": "masked"})
-    x = tf.random.uniform((4, 28, 28, 1), seed=2)
-    np.testing.assert_allclose(masked(x), grouped(x), atol=1e-4)
-
-
 def test_lce_space_holds_only_groups_that_lce_runs_in_binary(tmp_path):
     from search.evolution.run import CorruptSearchError, check_same_space
     from search.evolution.space import LCE_CHANNELS_PER_GROUP
@@ -280,9 +265,11 @@ def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
                                sum(w * mu for w, mu in zip(weights, means)), rtol=1e-4, atol=1e-6)
 
 
-def test_masked_training_form_converts_to_the_deployable_grouped_model():
-    """What package.py ships and train.py --export-tflite converts (`deployable_model`)."""
-    from training.export import deployable_model
+def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path):
+    """What package.py ships and train.py --export-tflite converts (`deployable_model`), and
+    back: train.py --init-weights fine-tunes a shipped (grouped, sign-bits) file masked."""
+    from training.export import deployable_model, load_for_training
+    from zoo import weights as weights_io
 
     groups = [16, 8, 32, 64, 32, 128, 64, 16, 256, 32, 128, 64, 512]
     masked = build_model("BinaryMobileNet-Depthwise", groups=groups, form="masked")
@@ -293,3 +280,8 @@ def test_masked_training_form_converts_to_the_deployable_grouped_model():
     assert not any(isinstance(l, layers.MaskedGroupConv2D) for l in grouped.layers)
     assert any(isinstance(l, lq.layers.QuantConv2D) and l.groups > 1 for l in grouped.layers)
     np.testing.assert_allclose(grouped.predict(x, verbose=0), masked.predict(x, verbose=0), atol=1e-4)
+    shipped = tmp_path / "shipped.h5"
+    weights_io.save(grouped, shipped, "BinaryMobileNet-Depthwise", sign_bits=True)
+    fine_tuned = build_model("BinaryMobileNet-Depthwise", groups=groups, form="masked")
+    load_for_training(fine_tuned, shipped, "BinaryMobileNet-Depthwise", {"groups": groups, "form": "masked"})
+    np.testing.assert_allclose(fine_tuned.predict(x, verbose=0), grouped.predict(x, verbose=0), atol=1e-4)
