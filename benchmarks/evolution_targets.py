@@ -6,9 +6,10 @@ Retrains, with one recipe, the best configuration of the evolutionary search, th
 of the same number of random configurations, and the two uniform baselines (all
 depthwise, all groups = 1), then reports test top-1 against binary MACs (larq) and the
 search's own time. With --seeds each is retrained once per seed and the means compared:
-one 2-epoch run differs from the next by about as much as the top configurations do. With --match-macs the uniform baselines are also retrained at the
-widest width multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved
-network's: the comparison at equal cost. Results: benchmarks/results/evolution_targets.json.
+one 2-epoch run differs from the next by about as much as the top configurations do.
+With --match-macs the uniform baselines are also retrained at the widest width
+multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved network's:
+the comparison at equal cost. Results: benchmarks/results/evolution_targets.json.
 """
 
 import argparse
