@@ -28,10 +28,10 @@ from training import train  # noqa: E402
 
 def retrain(name, groups, form, args, width=0.5):
     """Train the network once per seed (data order and initialisation); its score is the mean."""
+    config = {"groups": groups, "form": form, "width_multiplier": width}
     scores, seconds, run_dirs = [], 0.0, []
     for seed in args.seeds:
         out = Path(args.search_dir) / (f"retrain-{name}" if seed == 0 else f"retrain-{name}-seed{seed}")
-        config = {"groups": groups, "form": form, "width_multiplier": width}
         argv = ["fashion_mnist", "--model", "BinaryMobileNet-Depthwise", "--epochs", str(args.epochs),
                 "--model-config", json.dumps(config), "--seed", str(seed), "--output-dir", str(out)]
         if (out / "metrics.json").exists():

@@ -1,4 +1,6 @@
-"""Export to a Larq Compute Engine (TFLite) flatbuffer, and time it with LCE's interpreter."""
+"""Export to a Larq Compute Engine (TFLite) flatbuffer, and time it with LCE's interpreter;
+convert between a model's training form and its deployable one (what LCE and shipped
+weights hold)."""
 
 import sys
 import time

@@ -183,13 +183,11 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
         """The kernel of the equivalent `QuantConv2D(groups=g)`, shape (k, k, C/g, C)."""
         import numpy as np
 
-        groups = int(groups or self.groups.numpy())
-        size = self.channels // groups
+        size = self.channels // int(groups or self.groups.numpy())
         band = self.kernel.numpy()
         grouped = np.zeros((self.kernel_size, self.kernel_size, size, self.channels), band.dtype)
-        for out in range(self.channels):
-            first_in = (out // size) * size
-            grouped[:, :, :, out] = band[:, :, first_in:first_in + size, out % self.block]
+        for out, inputs, column in self._band_positions(size):
+            grouped[:, :, :, out] = band[:, :, inputs, column]
         return grouped
 
     def set_grouped_kernel(self, grouped) -> None:
@@ -198,8 +196,14 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
         the g-groups are masked out, so they keep their values."""
         size = grouped.shape[2]
         band = self.kernel.numpy()
-        for out in range(self.channels):
-            first_in = (out // size) * size
-            band[:, :, first_in:first_in + size, out % self.block] = grouped[:, :, :, out]
+        for out, inputs, column in self._band_positions(size):
+            band[:, :, inputs, column] = grouped[:, :, :, out]
         self.kernel.assign(band)
         self.groups.assign(self.channels // size)
+
+    def _band_positions(self, group_size: int):
+        """Where grouped-kernel output `out` lives in the band: its group's input channels
+        and its column within the M-block."""
+        for out in range(self.channels):
+            first_in = (out // group_size) * group_size
+            yield out, slice(first_in, first_in + group_size), out % self.block
