@@ -48,6 +48,8 @@ def evolution_parser(sub):
     p.add_argument("--calibration-batches", type=int, default=10)
     p.add_argument("--data-dir")
     p.add_argument("--output-dir", default="runs/evolution")
+    p.add_argument("--name", help="the search's folder and output prefix under --output-dir "
+                                  "(default: --strategy); searches there share one supernet")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -79,12 +81,16 @@ def darts_parser(sub):
     p.add_argument("--seed", type=int, default=0)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m search")
-    sub = parser.add_subparsers(dest="search", required=True)
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(prog="python -m search")
+    sub = main_parser.add_subparsers(dest="search", required=True)
     evolution_parser(sub)
     darts_parser(sub)
-    args = parser.parse_args(argv)
+    return main_parser
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.eager:
         import tensorflow as tf
 

@@ -149,6 +149,22 @@ def test_a_search_resumed_with_other_network_overrides_is_refused(tmp_path):
         check_same_space(tmp_path, SearchSpace())
 
 
+def test_a_search_resumed_with_other_settings_is_refused_unless_given_another_name(tmp_path):
+    from search.__main__ import parser
+    from search.evolution.run import CorruptSearchError, check_same_settings, search_settings
+
+    def settings(*flags):
+        return search_settings(parser().parse_args(["evolution", "--budget-macs", "4e6", *flags]))
+
+    check_same_settings(tmp_path / "evolution", settings())
+    check_same_settings(tmp_path / "evolution", settings("--trials", "200"))  # extends it
+    with pytest.raises(CorruptSearchError, match=r"crossover.*--name"):
+        check_same_settings(tmp_path / "evolution", settings("--crossover"))
+    with pytest.raises(CorruptSearchError, match="budget"):
+        check_same_settings(tmp_path / "evolution", settings("--budget-macs", "5e6"))
+    check_same_settings(tmp_path / "evolution-crossover", settings("--crossover"))
+
+
 def test_group_count_that_does_not_divide_the_channels():
     with pytest.raises(ValueError, match="does not divide the block's 16 input channels"):
         build_model("BinaryMobileNet-Depthwise", groups=[3] + [1] * 12)

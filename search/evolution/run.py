@@ -78,19 +78,26 @@ def check_search_dir(output_dir: Path, project_name: str) -> None:
                 ) from None
 
 
-def check_same_space(output_dir: Path, space: SearchSpace) -> None:
-    """Record the searched space on the first run; refuse to resume over another one
-    (the supernet's kernels and the trials would not fit it)."""
-    path = output_dir / "space.json"
-    described = {"model": space.model_name, "choices": space.choices,
-                 **({"config": space.model_config} if space.model_config else {})}
+def record_or_compare(path: Path, described: dict) -> dict | None:
+    """Write `described` to `path` on a search's first run; on a resume, return what the
+    first run wrote if it differs (None if the same)."""
     if not path.exists():  # chief and workers may start together: write atomically
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(json.dumps(described))
         os.replace(partial, path)
-        return
+        return None
     saved = json.loads(path.read_text())
-    if saved != described:
+    return saved if saved != described else None
+
+
+def check_same_space(output_dir: Path, space: SearchSpace) -> None:
+    """Refuse to resume over another space (the supernet's kernels and the trials would
+    not fit it)."""
+    saved = record_or_compare(output_dir / "space.json", {
+        "model": space.model_name, "choices": space.choices,
+        **({"config": space.model_config} if space.model_config else {})})
+    if saved:
         raise CorruptSearchError(
             f"{output_dir} holds a search of another space ({saved['model']}, group choices "
             f"{saved['choices']}, network overrides {saved.get('config', {})}); rerun it with "
@@ -99,10 +106,37 @@ def check_same_space(output_dir: Path, space: SearchSpace) -> None:
         )
 
 
+def budget_of(args) -> dict:
+    return {k: v for k, v in (("binary_macs", args.budget_macs),
+                              ("float_macs", args.budget_float_macs),
+                              ("memory_mb", args.budget_memory_mb)) if v is not None}
+
+
+def search_settings(args) -> dict:
+    """What decides which candidates a search proposes and how it scores them. --trials is
+    left out: raising it extends a finished search."""
+    return {"strategy": args.strategy, "budget": budget_of(args), "population": args.population,
+            "sample_size": args.sample_size, "mutation_rate": args.mutation_rate,
+            "crossover": args.crossover, "seed": args.seed, "val_examples": args.val_examples,
+            "calibration_batches": args.calibration_batches}
+
+
+def check_same_settings(project: Path, settings: dict) -> None:
+    """Refuse to resume a search under other settings: its trials would mix two searches."""
+    saved = record_or_compare(project / "settings.json", settings)
+    if saved:
+        changed = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+        raise CorruptSearchError(
+            f"{project} is a search with other settings (was, now: {changed}). Rerun it with "
+            "the same options, or give this search another --name: searches under one "
+            "--output-dir share its supernet."
+        )
+
+
 def run_search(args) -> dict:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    project_name = args.strategy
+    project_name = args.name or args.strategy
     check_search_dir(output_dir, project_name)
     # Random search is aging evolution whose population never fills up.
     population = args.trials if args.strategy == "random" else args.population
@@ -114,9 +148,8 @@ def run_search(args) -> dict:
     (train_x, train_y), (val_x, val_y) = train_val_arrays(
         args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
         data_dir=args.data_dir)
-    budget = {k: v for k, v in (("binary_macs", args.budget_macs),
-                                ("float_macs", args.budget_float_macs),
-                                ("memory_mb", args.budget_memory_mb)) if v is not None}
+    budget = budget_of(args)
+    check_same_settings(output_dir / project_name, search_settings(args))
     oracle = AgingEvolutionOracle(
         space.choices, space.costs, budget, population_size=population,
         sample_size=args.sample_size, mutation_rate=args.mutation_rate,
