@@ -90,6 +90,20 @@ def evolution_section(data):
     return lines
 
 
+def crossover_section(data):
+    top = data["top"]
+    lines = ["## Evolutionary group search: mutation alone against crossover + mutation",
+             f"Budget {data['budget']}, {data['trials']} trials per search, all scored on one "
+             "trained supernet (validation top-1 after BatchNorm recalibration).", "",
+             f"| search | seed | best (%) | top-{top} mean (%) | best's binary MACs (M) |",
+             "|---|---|---|---|---|"]
+    for s in data["searches"]:
+        lines.append(f"| {'crossover' if s['crossover'] else 'mutation'} | {s['seed']} | "
+                     f"{100 * s['best_val_accuracy']:.2f} | {100 * s[f'top{top}_mean_val_accuracy']:.2f} | "
+                     f"{s['best_binary_macs'] / 1e6:.2f} |")
+    return lines + ["", _machine(data)]
+
+
 def darts_section(data):
     a = data["args"]
     lines = ["## Differentiable search cost: UBNAS settings against plain binary DARTS, "
@@ -125,7 +139,8 @@ def darts_step_section(data):
 
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
-            ("evolution_targets*", evolution_section), ("darts_cost*", darts_section),
+            ("evolution_targets*", evolution_section),
+            ("evolution_crossover", crossover_section), ("darts_cost*", darts_section),
             ("darts_step_cost", darts_step_section))
 
 
