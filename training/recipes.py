@@ -47,7 +47,8 @@ SPECIFIC: dict = {
     # 13 epochs took 119 minutes here (90.50%; 9 epochs: 90.00%); train in the masked form:
     # --model-config '{"form": "masked", "stem_strides": 1}'. The shipped weights add two
     # 5-epoch fine-tunes (--init-weights): --lr 4e-4 from the run's final.h5 (58 minutes,
-    # 90.72%), then --lr 1e-3 from those shipped weights (70 minutes, 90.96%).
+    # 90.72%), then --lr 1e-3 from those shipped weights (70 minutes, 90.96%). A third
+    # (6 epochs, --lr 1e-3, 78 minutes) reached 90.98%: a plateau, so it was not shipped.
     ("BinaryMobileNet-Evo-S1", "fashion_mnist"): Recipe(13, 128, 2e-3),
 }
 
