@@ -36,12 +36,6 @@ def run_chief_and_workers(args, cwd, *, workers: int, timeout: int = 400) -> Non
         assert process.returncode == 0, f"{tuner_id} failed:\n{output[-2000:]}"
 
 
-def pytest_collection_modifyitems(items):
-    """Start the tests marked slow first. xdist hands tests out in collection order, so a
-    slow test collected last keeps one worker busy after the other has run out of work."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture
 def eager_functions():
     """Run tf.functions eagerly: for tiny searches, tracing costs more than the steps."""

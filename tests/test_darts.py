@@ -236,7 +236,6 @@ DARTS_CLI = [sys.executable, "-m", "search", "darts", "--eager", "--layers", "1"
              "--trials", "1"]
 
 
-@pytest.mark.slow
 def test_darts_trial_runs_on_a_keras_tuner_worker(tmp_path):
     """keras-tuner's distributed mode on 127.0.0.1: the chief serves, the worker searches."""
     out = tmp_path / "darts"

@@ -185,7 +185,6 @@ def test_costs_summed_per_block_equal_larq_on_the_whole_network():
         assert costs["memory_mb"] == pytest.approx(whole.memory_mb, rel=1e-12)
 
 
-@pytest.mark.slow
 def test_supernet_shares_weights_across_configurations():
     space = SearchSpace()
     supernet = Supernet(space, seed=0)
@@ -216,7 +215,6 @@ def _evaluations(project: Path):
     return [json.loads(p.read_text()) for p in sorted((project / "evaluations").glob("*.json"))]
 
 
-@pytest.mark.slow
 def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
     out = tmp_path / "search"
     args = SEARCH + ["--output-dir", str(out)]
@@ -256,7 +254,6 @@ def test_corrupt_search_directory_is_a_clear_error(tmp_path):
     assert result.returncode != 0 and "corrupt" in result.stderr
 
 
-@pytest.mark.slow
 def test_chief_and_workers_share_one_search(tmp_path):
     """keras-tuner's own distributed mode: the chief runs the oracle, workers evaluate."""
     out = tmp_path / "search"
@@ -284,7 +281,6 @@ def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
                                sum(w * mu for w, mu in zip(weights, means)), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path):
     """What package.py ships and train.py --export-tflite converts (`deployable_model`), and
     back: train.py --init-weights fine-tunes a shipped (grouped, sign-bits) file masked."""

@@ -30,7 +30,6 @@ def _metrics(output_dir):
     return json.loads((Path(output_dir) / "metrics.json").read_text())
 
 
-@pytest.mark.slow
 def test_imagenet_through_the_real_tfds_builder(tmp_path):
     manual = build_manual_dir(tmp_path / "manual", train_images=8, val_images=4)
     out = tmp_path / "run"
@@ -62,7 +61,6 @@ def test_grayscale_jpegs_decode_to_three_channels(training):
     assert images.shape == (2, 224, 224, 3)
 
 
-@pytest.mark.slow
 def test_fashion_mnist_one_epoch_learns(tmp_path):
     """One epoch on 12,000 real training images, scored on all 10,000 test images.
 
@@ -166,7 +164,6 @@ def _check_packaging(run_dir, metrics, tmp_path):
             package(other)
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     out = tmp_path / "run"
     args = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "3",
