@@ -62,33 +62,40 @@ def test_no_top_ends_in_features():
     assert len(model.output_shape) == 4
 
 
-def test_every_registered_model_has_a_larq_summary():
-    records = list_models()
-    assert {r.family for r in records} >= {"BinaryDenseNet"}
-    for record in records:
-        lines = []
-        lq.models.summary(build_model(record.name), print_fn=lines.append)
-        text = "\n".join(lines)
-        assert "Total params" in text and "Model size" in text, record.name
-
-
-def test_docs_model_table_is_generated_from_the_registry():
-    """docs/models.md holds exactly what `python -m zoo list --markdown` prints (run in
-    process: a subprocess would only add TensorFlow's start-up time)."""
+def test_every_registered_model_has_a_larq_summary_and_its_generated_docs_row(monkeypatch):
+    """`python -m zoo list --markdown` (run in process: a subprocess would only add
+    TensorFlow's start-up time) prints exactly docs/models.md; larq's summary works on every
+    model it built. One build per model serves both checks."""
     import contextlib
     import io
 
+    from zoo import registry
     from zoo.__main__ import main
 
-    root = Path(__file__).resolve().parents[1]
+    built, build = {}, registry.build_model
+
+    def build_and_keep(name, **kwargs):
+        built[name] = build(name, **kwargs)
+        return built[name]
+
+    monkeypatch.setattr(registry, "build_model", build_and_keep)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         main(["list", "--markdown"])
     generated = printed.getvalue()
     assert "| BinaryDenseNet28 |" in generated
+    root = Path(__file__).resolve().parents[1]
     assert generated.strip() in (root / "docs" / "models.md").read_text(), (
         "docs/models.md is stale: run `make docs`."
     )
+    records = list_models()
+    assert {r.family for r in records} >= {"BinaryDenseNet"}
+    assert sorted(built) == sorted(r.name for r in records)
+    for name, model in built.items():
+        lines = []
+        lq.models.summary(model, print_fn=lines.append)
+        text = "\n".join(lines)
+        assert "Total params" in text and "Model size" in text, name
 
 
 def test_import_after_keras3_tensorflow_explains_the_fix():
