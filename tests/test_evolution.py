@@ -245,6 +245,14 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
     build_model("BinaryMobileNet-Depthwise", groups=best["groups"])
 
 
+def test_a_refused_budget_records_no_settings_so_a_corrected_rerun_starts_afresh(tmp_path):
+    out = tmp_path / "search"
+    result = subprocess.run(SEARCH + ["--output-dir", str(out), "--budget-macs", "1"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "No configuration meets the budget" in result.stderr
+    assert not (out / "evolution" / "settings.json").exists()
+
+
 def test_corrupt_search_directory_is_a_clear_error(tmp_path):
     project = tmp_path / "search" / "evolution"
     project.mkdir(parents=True)

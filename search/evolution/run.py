@@ -145,15 +145,16 @@ def run_search(args) -> dict:
     space = SearchSpace(args.model, channels_per_group=args.channels_per_group,
                         **args.model_config)
     check_same_space(output_dir, space)
-    (train_x, train_y), (val_x, val_y) = train_val_arrays(
-        args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
-        data_dir=args.data_dir)
     budget = budget_of(args)
-    check_same_settings(output_dir / project_name, search_settings(args))
-    oracle = AgingEvolutionOracle(
+    oracle = AgingEvolutionOracle(  # refuses a budget that no configuration meets
         space.choices, space.costs, budget, population_size=population,
         sample_size=args.sample_size, mutation_rate=args.mutation_rate,
         crossover=args.crossover, max_trials=args.trials, seed=args.seed)
+    # Recorded once the budget is known to be feasible, so a corrected rerun is no resume.
+    check_same_settings(output_dir / project_name, search_settings(args))
+    (train_x, train_y), (val_x, val_y) = train_val_arrays(
+        args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
+        data_dir=args.data_dir)
 
     supernet = Supernet(space, seed=args.seed)
     if is_worker():  # the chief (or a single process) trains it; workers share it
