@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import zoo  # noqa: E402  (Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
-from training import datasets, distribute, export, recipes, report  # noqa: E402
+from training import datasets, distill, distribute, export, recipes, report  # noqa: E402
 from zoo import weights as weights_io  # noqa: E402
 
 BACKUP_DIR = "checkpoint"
@@ -63,8 +63,9 @@ class EpochRecorder(tf.keras.callbacks.Callback):
     """After each epoch: append its metrics, save best weights, rewrite JSON and plot."""
 
     def __init__(self, output_dir: Path, summary: dict, model_name: str,
-                 images_per_epoch: int, schedule):
+                 images_per_epoch: int, schedule, network):
         super().__init__()
+        self.network = network  # what best.h5 holds: the student when distilling
         self.schedule = schedule
         self.output_dir = output_dir
         self.summary = summary
@@ -97,7 +98,7 @@ class EpochRecorder(tf.keras.callbacks.Callback):
         self.summary["epochs"].append(row)
         best = self.summary.get("best")
         if "val_accuracy" in row and (best is None or row["val_accuracy"] > best["top1"]):
-            digest = report.save_weights(self.model, self.output_dir / "best.h5", self.model_name)
+            digest = report.save_weights(self.network, self.output_dir / "best.h5", self.model_name)
             self.summary["best"] = {"epoch": epoch + 1, "top1": row["val_accuracy"],
                                     "top5": row.get("val_top5"), "sha256": digest}
         report.write_json(self.output_dir / "metrics.json", self.summary)
@@ -126,6 +127,14 @@ def parse_args(argv=None):
     parser.add_argument("--init-weights", metavar="FILE",
                         help="fine-tune: start from this weights file (e.g. a run's final.h5) "
                              "with a fresh optimizer and schedule")
+    parser.add_argument("--teacher", metavar="NAME",
+                        help="distil from this registered model (its shipped weights for the "
+                             "data set, or --teacher-weights)")
+    parser.add_argument("--teacher-weights", metavar="FILE")
+    parser.add_argument("--distillation-weight", type=float, default=0.5,
+                        help="share of the loss from the teacher's softened predictions")
+    parser.add_argument("--temperature", type=float, default=4.0,
+                        help="softens both predictions in the distillation loss")
     parser.add_argument("--export-tflite", action="store_true")
     parser.add_argument("--train-examples", type=int, help="use only the first N (smoke runs)")
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N only")
@@ -163,11 +172,18 @@ def run(args) -> dict:
     schedule = learning_rate_schedule(recipe, steps_per_epoch)
 
     with distribute.get_strategy().scope():
-        model = zoo.build_model(record.name, input_shape=input_shape,
-                                num_classes=spec.num_classes, **args.model_config)
-        compile_for_classification(model, make_optimizer(recipe, schedule))
+        network = zoo.build_model(record.name, input_shape=input_shape,
+                                  num_classes=spec.num_classes, **args.model_config)
         if args.init_weights:  # a resumed run's checkpoint then overrides these
-            export.load_for_training(model, args.init_weights, record.name, args.model_config)
+            export.load_for_training(network, args.init_weights, record.name, args.model_config)
+        model, distillation = network, None
+        if args.teacher:
+            teacher, distillation = distill.load_teacher(
+                args.teacher, args.teacher_weights, spec, input_shape, preprocessing)
+            model = distill.Distiller(network, teacher, weight=args.distillation_weight,
+                                      temperature=args.temperature)
+            distillation.update(weight=model.weight, temperature=model.temperature)
+        compile_for_classification(model, make_optimizer(recipe, schedule))
 
     summary = report.read_json(output_dir / "metrics.json") if args.resume else None
     summary = summary or {
@@ -178,9 +194,10 @@ def run(args) -> dict:
     if args.init_weights and "init_weights" not in summary:
         summary["init_weights"] = {"path": str(args.init_weights),
                                    "sha256": weights_io.sha256_of(args.init_weights)}
+    _record_distillation(summary, distillation)
     callbacks = [  # the recorder first: metrics never lag behind the checkpoint
         EpochRecorder(output_dir, summary, record.name, steps_per_epoch * recipe.batch_size,
-                      schedule),
+                      schedule, network),
         tf.keras.callbacks.BackupAndRestore(str(output_dir / BACKUP_DIR), delete_checkpoint=False),
         tf.keras.callbacks.TensorBoard(str(output_dir / "tensorboard")),
     ]
@@ -189,7 +206,7 @@ def run(args) -> dict:
 
     last = summary["epochs"][-1]  # fit's validation pass of the final weights: the test score
     loss, top1, top5 = last["val_loss"], last["val_accuracy"], last["val_top5"]
-    digest = report.save_weights(model, output_dir / "final.h5", record.name)
+    digest = report.save_weights(network, output_dir / "final.h5", record.name)
     seconds = sum(e["seconds"] for e in summary["epochs"])
     train_seconds = sum(e["train_seconds"] for e in summary["epochs"])
     images = steps_per_epoch * recipe.batch_size * len(summary["epochs"])
@@ -200,7 +217,7 @@ def run(args) -> dict:
     )
     if args.export_tflite:
         path = output_dir / f"{record.name}.tflite"
-        deployable = export.deployable_model(model, args.model_config)
+        deployable = export.deployable_model(network, args.model_config)
         summary["tflite"] = {"path": path.name, "bytes": export.export_tflite(deployable, path)}
     report.write_json(output_dir / "metrics.json", summary)
     report.plot_curves(summary["epochs"], output_dir / "curves.png", f"{record.name} on {spec.name}")
@@ -217,6 +234,17 @@ def _claim_output_dir(output_dir: Path, resume: bool) -> None:
             "another --output-dir; nothing was overwritten."
         )
     output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _record_distillation(summary: dict, distillation) -> None:
+    """Note the teacher in the run's record; a resume must keep the teacher it started with."""
+    if summary["epochs"] and summary.get("distillation") != distillation:
+        raise ValueError(
+            f"This run was started with distillation {summary.get('distillation')}, not "
+            f"{distillation}; resume it with the same --teacher options, or start a new "
+            "--output-dir.")
+    if distillation:
+        summary["distillation"] = distillation
 
 
 def _count_batches(dataset) -> int:

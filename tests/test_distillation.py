@@ -1,0 +1,105 @@
+"""Knowledge distillation (`train.py --teacher`): the loss it adds, what it trains and saves."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import distill, train
+
+
+def _classifier(seed):
+    tf.keras.utils.set_random_seed(seed)
+    return tf.keras.Sequential([
+        tf.keras.Input((6,)),
+        tf.keras.layers.Dense(8, activation="relu"),
+        tf.keras.layers.Dense(3),
+        tf.keras.layers.Activation("softmax"),
+    ])
+
+
+def _data(n=64):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 6)).astype("float32"), rng.integers(0, 3, n)
+
+
+def _distiller(weight, temperature=4.0):
+    distiller = distill.Distiller(_classifier(1), _classifier(2), weight=weight,
+                                  temperature=temperature)
+    train.compile_for_classification(distiller, tf.keras.optimizers.SGD(0.1))
+    return distiller
+
+
+def test_softening_keeps_the_ranking_and_flattens_the_distribution():
+    """Dividing logits by T takes each probability to the power 1/T, then renormalises."""
+    probabilities = np.array([[0.7, 0.2, 0.1]], "float32")
+    soft = distill.softened(tf.constant(probabilities), 4.0).numpy()
+    np.testing.assert_allclose(soft, probabilities**0.25 / np.sum(probabilities**0.25), rtol=1e-5)
+    assert list(np.argsort(soft[0])) == [2, 1, 0] and soft.max() < probabilities.max()
+    np.testing.assert_allclose(distill.softened(probabilities, 1.0), probabilities, rtol=1e-5)
+
+
+def test_at_weight_zero_a_step_is_exactly_the_undistilled_one():
+    images, labels = _data()
+    distiller = _distiller(weight=0.0)
+    plain = _classifier(1)
+    train.compile_for_classification(plain, tf.keras.optimizers.SGD(0.1))
+    distiller.fit(images, labels, batch_size=64, epochs=1, verbose=0)
+    plain.fit(images, labels, batch_size=64, epochs=1, verbose=0)
+    for ours, theirs in zip(distiller.student.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_the_soft_loss_pulls_the_student_towards_a_frozen_teacher():
+    images, labels = _data()
+    distiller = _distiller(weight=1.0)
+    teacher_before = [w.copy() for w in distiller.teacher.get_weights()]
+    gap_before = float(distiller.soft_loss(images, distiller.student(images)))
+    history = distiller.fit(images, labels, batch_size=16, epochs=5, verbose=0).history
+    gap_after = float(distiller.soft_loss(images, distiller.student(images)))
+    assert gap_after < 0.5 * gap_before, (gap_before, gap_after)
+    assert history["distillation_loss"][-1] < history["distillation_loss"][0]
+    for before, after in zip(teacher_before, distiller.teacher.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    teacher_gap = float(distiller.soft_loss(images, distiller.teacher(images)))
+    assert teacher_gap == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize("weight, temperature", [(1.5, 4.0), (0.5, 0.0)])
+def test_meaningless_distillation_settings_are_refused(weight, temperature):
+    with pytest.raises(ValueError, match="weight must lie|temperature must be positive"):
+        distill.Distiller(_classifier(1), _classifier(2), weight=weight, temperature=temperature)
+
+
+def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_path):
+    """Real Fashion-MNIST; the teacher is the shipped BinaryDenseNetTiny."""
+    from zoo import build_model, registry, weights as weights_io
+
+    out = tmp_path / "run"
+    argv = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
+            "--train-examples", "256", "--test-examples", "256", "--output-dir", str(out),
+            "--teacher", "BinaryDenseNetTiny", "--temperature", "2"]
+    summary = train.run(train.parse_args(argv))
+    shipped = registry.get_record("BinaryDenseNetTiny").weights["fashion_mnist"].top
+    assert summary["distillation"] == {"teacher": "BinaryDenseNetTiny", "weight": 0.5,
+                                       "temperature": 2.0, "weights_sha256": shipped.sha256}
+    assert "val_distillation_loss" in summary["epochs"][0]
+    student = build_model("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10)
+    weights_io.load_into(student, out / "final.h5", "BinaryDenseNetTiny")  # no teacher inside
+
+    # Resuming under another teacher setting is refused and leaves the record as it was.
+    with pytest.raises(SystemExit, match="resume it with the same --teacher"):
+        train.main(argv[:-1] + ["3", "--resume", "--epochs", "2"])
+    assert json.loads((out / "metrics.json").read_text())["distillation"]["temperature"] == 2.0
+    # Under the same one, the checkpoint (student, frozen teacher, optimizer) carries on.
+    resumed = train.run(train.parse_args(argv + ["--resume", "--epochs", "2"]))
+    steps = 256 // 128
+    assert [e["optimizer_step"] for e in resumed["epochs"]] == [steps, 2 * steps]
+
+
+def test_a_teacher_without_weights_for_the_data_set_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="no shipped weights for fashion_mnist.*--teacher-weights"):
+        train.main(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
+                    "--train-examples", "256", "--output-dir", str(tmp_path / "run"),
+                    "--teacher", "BinaryDenseNet28"])

@@ -1,0 +1,108 @@
+"""Knowledge distillation: train a student on the labels and on a frozen teacher's softened
+predictions (Hinton et al., 2015). Binary networks gain from it because a teacher's
+"this shirt looks like a T-shirt" carries more than a one-hot label; Real-to-Binary
+and ReActNet train with it.
+
+`train.py --teacher NAME` wraps the student in a `Distiller`; the student alone is what is
+saved, exported and shipped.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+import zoo
+from zoo import weights as weights_io
+
+
+def softened(probabilities, temperature: float):
+    """The zoo's models end in a softmax; log-probabilities are logits up to a constant,
+    which a softmax ignores, so a temperature can soften them directly."""
+    log_probabilities = tf.math.log(tf.clip_by_value(probabilities, 1e-12, 1.0))
+    return tf.nn.softmax(log_probabilities / temperature, axis=-1)
+
+
+class Distiller(tf.keras.Model):
+    """Loss = (1 - weight) * the compiled loss on labels
+             + weight * temperature² * KL(teacher's softened || student's softened).
+
+    The temperature² factor keeps the soft term's gradients on the scale of the hard one's.
+    "loss" is the label loss alone, comparable with undistilled runs; "distillation_loss"
+    is the soft term. Predictions are the student's alone, so validation scores are its own.
+    """
+
+    def __init__(self, student, teacher, *, weight: float = 0.5, temperature: float = 4.0):
+        super().__init__(name=student.name)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"The distillation weight must lie in [0, 1], got {weight}.")
+        if temperature <= 0:
+            raise ValueError(f"The distillation temperature must be positive, got {temperature}.")
+        self.student, self.teacher = student, teacher
+        self.teacher.trainable = False
+        self.weight, self.temperature = weight, temperature
+        self.soft_loss_tracker = tf.keras.metrics.Mean(name="distillation_loss")
+        self.build(student.input_shape)  # BackupAndRestore restores only a built model
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self.soft_loss_tracker]
+
+    def soft_loss(self, images, predictions):
+        targets = softened(self.teacher(images, training=False), self.temperature)
+        per_example = tf.keras.losses.kl_divergence(
+            targets, softened(predictions, self.temperature))
+        return self.temperature**2 * tf.nn.compute_average_loss(per_example)
+
+    def train_step(self, data):
+        images, labels = data
+        with tf.GradientTape() as tape:
+            predictions = self.student(images, training=True)
+            hard = self.compiled_loss(labels, predictions,
+                                      regularization_losses=self.student.losses)
+            soft = self.soft_loss(images, predictions)
+            loss = (1.0 - self.weight) * hard + self.weight * soft
+        variables = self.student.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return self._update_metrics(labels, predictions, soft)
+
+    def test_step(self, data):  # also scores how far the student is from its teacher
+        images, labels = data
+        predictions = self.student(images, training=False)
+        self.compiled_loss(labels, predictions, regularization_losses=self.student.losses)
+        return self._update_metrics(labels, predictions, self.soft_loss(images, predictions))
+
+    def _update_metrics(self, labels, predictions, soft):
+        self.compiled_metrics.update_state(labels, predictions)
+        self.soft_loss_tracker.update_state(soft)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+
+def load_teacher(name: str, weights_file: str | None, spec, input_shape,
+                 student_preprocessing: str):
+    """A registered model with its shipped weights for the data set, or with `weights_file`;
+    returned with the record of what was loaded, for the run's metrics.json.
+
+    Loaded from the file, never through a raw-image wrapper: the teacher sees the student's
+    preprocessed batches, so both must declare the same preprocessing.
+    """
+    from training.datasets import preprocessing_for
+
+    record = zoo.get_record(name)
+    preprocessing = preprocessing_for(record, spec)
+    if preprocessing != student_preprocessing:
+        raise ValueError(
+            f"--teacher {record.name} expects {preprocessing!r} inputs on {spec.name}, the "
+            f"student {student_preprocessing!r}; choose a teacher trained on the same inputs.")
+    if weights_file is None:
+        named = record.weights.get(spec.name)
+        if named is None:
+            raise ValueError(
+                f"--teacher {record.name} has no shipped weights for {spec.name} (it has: "
+                f"{', '.join(record.weights) or 'none'}); pass --teacher-weights FILE.")
+        weights_file = weights_io.fetch(named.top.location, named.top.sha256)
+    teacher = zoo.build_model(record.name, input_shape=input_shape,
+                              num_classes=spec.num_classes, weights=str(weights_file))
+    return teacher, {"teacher": record.name, "weights_sha256": weights_io.sha256_of(weights_file)}
