@@ -96,7 +96,8 @@ def main(argv=None):
 
         tf.config.run_functions_eagerly(True)
     from search.evolution.oracle import BudgetError
-    from search.evolution.run import CorruptSearchError, run_search
+    from search.evolution.run import run_search
+    from search.resume import CorruptSearchError
     from search.darts.tuner import run_darts
     from training.datasets import DatasetMissingError
 

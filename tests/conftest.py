@@ -36,6 +36,21 @@ def run_chief_and_workers(args, cwd, *, workers: int, timeout: int = 400) -> Non
         assert process.returncode == 0, f"{tuner_id} failed:\n{output[-2000:]}"
 
 
+class DataLoaded(Exception):
+    """Raised where a search would load its data: every check before that has passed."""
+
+
+@pytest.fixture
+def stop_at_data(monkeypatch):
+    """Runs a search command up to its data loading, so its checks run in milliseconds."""
+    def load(*args, **kwargs):
+        raise DataLoaded
+
+    monkeypatch.setattr("search.data.train_val_arrays", load)
+    monkeypatch.setattr("search.evolution.run.train_val_arrays", load)
+    return DataLoaded
+
+
 @pytest.fixture
 def eager_functions():
     """Run tf.functions eagerly: for tiny searches, tracing costs more than the steps."""

@@ -236,6 +236,25 @@ DARTS_CLI = [sys.executable, "-m", "search", "darts", "--eager", "--layers", "1"
              "--trials", "1"]
 
 
+def test_a_darts_search_resumed_with_other_settings_is_refused(tmp_path, stop_at_data):
+    from search.__main__ import parser
+    from search.darts.tuner import run_darts
+    from search.resume import CorruptSearchError
+
+    def run(*flags):
+        run_darts(parser().parse_args(DARTS_CLI[3:] + ["--output-dir", str(tmp_path), *flags]))
+
+    with pytest.raises(stop_at_data):
+        run()
+    with pytest.raises(stop_at_data):
+        run()  # the same settings resume
+    with pytest.raises(CorruptSearchError, match=r"patience.*another --output-dir"):
+        run("--patience", "7")
+    with pytest.raises(CorruptSearchError, match="vary_hyperparameters"):
+        run("--trials", "3")  # more than one trial varies K and the architecture rate
+    assert json.loads((tmp_path / "darts" / "settings.json").read_text())["patience"] != 7
+
+
 def test_darts_trial_runs_on_a_keras_tuner_worker(tmp_path):
     """keras-tuner's distributed mode on 127.0.0.1: the chief serves, the worker searches."""
     out = tmp_path / "darts"

@@ -8,7 +8,7 @@ short training of the derived network from scratch.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import tensorflow as tf
@@ -17,6 +17,7 @@ from keras_tuner.engine import base_tuner
 import zoo
 from search.darts import plots
 from search.darts.search import BilevelSearch, DartsConfig
+from search.resume import check_readable, check_same_settings
 
 
 def define_space(hp, base: DartsConfig, vary: bool):
@@ -90,6 +91,18 @@ def best_result(output_dir: Path, project: str) -> dict:
     return max(results, key=lambda r: r["val_accuracy"])
 
 
+def search_settings(args, base: DartsConfig) -> dict:
+    """What decides a trial's search and score. --trials is left out (raising it extends a
+    search) except for whether it is above 1, which varies the hyperparameters."""
+    return {"dataset": args.dataset, "train_examples": args.train_examples,
+            "val_examples": args.val_examples, "score_epochs": args.score_epochs,
+            "vary_hyperparameters": varies(args), **asdict(base)}
+
+
+def varies(args) -> bool:
+    return args.trials > 1 and not args.plain
+
+
 def run_darts(args) -> dict:
     import keras_tuner as kt
 
@@ -103,12 +116,15 @@ def run_darts(args) -> dict:
                        warmup_epochs=args.warmup_epochs, arch_lr=args.arch_lr,
                        max_parameter_free=None if args.plain else args.max_parameter_free,
                        patience=None if args.plain else args.patience, seed=args.seed)
+    project = "darts_plain" if args.plain else "darts"
+    check_readable(output_dir, project)
+    check_same_settings(output_dir / project, search_settings(args, base),
+                        elsewhere="give another --output-dir")
     train, val = train_val_arrays(args.dataset, train_examples=args.train_examples,
                                   val_examples=args.val_examples, data_dir=args.data_dir)
     oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
                                            max_trials=args.trials, seed=args.seed)
-    define_space(oracle.hyperparameters, base, vary=args.trials > 1 and not args.plain)
-    project = "darts_plain" if args.plain else "darts"
+    define_space(oracle.hyperparameters, base, vary=varies(args))
     tuner = DartsTuner(oracle, base_config=base, train=train, val=val,
                        score_epochs=args.score_epochs, directory=str(output_dir),
                        project_name=project, overwrite=False)

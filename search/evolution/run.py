@@ -6,7 +6,6 @@ keras-tuner keeps every trial, so running the same command again continues.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -20,32 +19,9 @@ from search.evolution.space import SearchSpace
 from search.evolution.supernet import Supernet
 from search.evolution.tuner import SupernetTuner
 from search.data import train_val_arrays
+from search.resume import CorruptSearchError, check_readable, check_same_settings, record_or_compare
 
 SUPERNET_WEIGHTS = "supernet.h5"
-
-
-class CorruptSearchError(RuntimeError):
-    """The search directory exists but cannot be read as a search."""
-
-
-def train_supernet(supernet: Supernet, images, labels, *, epochs, batch_size, output_dir: Path):
-    weights = output_dir / SUPERNET_WEIGHTS
-    if weights.exists():
-        supernet.net.load_weights(str(weights))
-        print(f"supernet: loaded {weights}")
-        return
-    supernet(images[:1])  # built, so BackupAndRestore can restore into it
-    supernet.compile(optimizer=tf.keras.optimizers.Adam(
-        tf.keras.optimizers.schedules.CosineDecay(2e-3, epochs * (len(images) // batch_size))),
-        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    start = time.perf_counter()
-    supernet.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=2,
-                 callbacks=[tf.keras.callbacks.BackupAndRestore(str(output_dir / "supernet_checkpoint"))])
-    tmp = output_dir / "supernet.tmp.h5"
-    supernet.net.save_weights(str(tmp))
-    os.replace(tmp, weights)
-    (output_dir / "supernet_time.json").write_text(
-        json.dumps({"seconds": time.perf_counter() - start, "epochs": epochs}))
 
 
 def wait_for(path: Path, timeout: float = 3600) -> None:
@@ -62,33 +38,6 @@ def is_chief() -> bool:
 
 def is_worker() -> bool:
     return "KERASTUNER_ORACLE_IP" in os.environ and not is_chief()
-
-
-def check_search_dir(output_dir: Path, project_name: str) -> None:
-    project = output_dir / project_name
-    for path in [project / "oracle.json", *project.glob("trial_*/trial.json")]:
-        if path.exists():
-            try:
-                json.loads(path.read_text())
-            except ValueError as error:
-                raise CorruptSearchError(
-                    f"{path} is not valid JSON ({error}): the search directory {output_dir} "
-                    "is corrupt. Delete that file (its trial is then re-run) or start a "
-                    "new --output-dir."
-                ) from None
-
-
-def record_or_compare(path: Path, described: dict) -> dict | None:
-    """Write `described` to `path` on a search's first run; on a resume, return what the
-    first run wrote if it differs (None if the same)."""
-    if not path.exists():  # chief and workers may start together: write atomically
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(described))
-        os.replace(partial, path)
-        return None
-    saved = json.loads(path.read_text())
-    return saved if saved != described else None
 
 
 def check_same_space(output_dir: Path, space: SearchSpace) -> None:
@@ -121,23 +70,11 @@ def search_settings(args) -> dict:
             "calibration_batches": args.calibration_batches}
 
 
-def check_same_settings(project: Path, settings: dict) -> None:
-    """Refuse to resume a search under other settings: its trials would mix two searches."""
-    saved = record_or_compare(project / "settings.json", settings)
-    if saved:
-        changed = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
-        raise CorruptSearchError(
-            f"{project} is a search with other settings (was, now: {changed}). Rerun it with "
-            "the same options, or give this search another --name: searches under one "
-            "--output-dir share its supernet."
-        )
-
-
 def run_search(args) -> dict:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     project_name = args.name or args.strategy
-    check_search_dir(output_dir, project_name)
+    check_readable(output_dir, project_name)
     # Random search is aging evolution whose population never fills up.
     population = args.trials if args.strategy == "random" else args.population
     tf.keras.utils.set_random_seed(args.seed)
@@ -151,7 +88,9 @@ def run_search(args) -> dict:
         sample_size=args.sample_size, mutation_rate=args.mutation_rate,
         crossover=args.crossover, max_trials=args.trials, seed=args.seed)
     # Recorded once the budget is known to be feasible, so a corrected rerun is no resume.
-    check_same_settings(output_dir / project_name, search_settings(args))
+    check_same_settings(output_dir / project_name, search_settings(args),
+                        elsewhere="give this search another --name: searches under one "
+                                  "--output-dir share its supernet")
     (train_x, train_y), (val_x, val_y) = train_val_arrays(
         args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
         data_dir=args.data_dir)

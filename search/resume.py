@@ -1,0 +1,55 @@
+"""What makes a search directory safe to resume, for both searches: its files are
+readable, and it is resumed under the settings it was started with (otherwise its trials
+would mix two searches)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class CorruptSearchError(RuntimeError):
+    """The search directory exists but cannot be read as a search, or not as this one."""
+
+
+def check_readable(output_dir: Path, project_name: str) -> None:
+    """keras-tuner's own files of a project: a truncated one names itself, not a traceback."""
+    project = output_dir / project_name
+    for path in [project / "oracle.json", *project.glob("trial_*/trial.json")]:
+        if path.exists():
+            try:
+                json.loads(path.read_text())
+            except ValueError as error:
+                raise CorruptSearchError(
+                    f"{path} is not valid JSON ({error}): the search directory {output_dir} "
+                    "is corrupt. Delete that file (its trial is then re-run) or start a "
+                    "new --output-dir."
+                ) from None
+
+
+def record_or_compare(path: Path, described: dict) -> dict | None:
+    """Write `described` to `path` on a search's first run; on a resume, return what the
+    first run wrote if it differs (None if the same)."""
+    described = json.loads(json.dumps(described))  # tuples compare as the lists JSON holds
+    if not path.exists():  # chief and workers may start together: write atomically
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(described))
+        os.replace(partial, path)
+        return None
+    saved = json.loads(path.read_text())
+    return saved if saved != described else None
+
+
+def check_same_settings(project: Path, settings: dict, elsewhere: str) -> None:
+    """Refuse to resume a search under other settings; `elsewhere` says how to start
+    another search instead (e.g. "give this search another --name")."""
+    saved = record_or_compare(project / "settings.json", settings)
+    if saved:
+        changed = {k: (saved.get(k), settings.get(k)) for k in {*saved, *settings}
+                   if saved.get(k) != settings.get(k)}
+        raise CorruptSearchError(
+            f"{project} is a search with other settings (was, now: {changed}). Rerun it with "
+            f"the same options, or {elsewhere}."
+        )
