@@ -105,15 +105,19 @@ def test_lineage_continues_shipped_weights(tmp_path):
     shipped = tmp_path / "Net-fashion_mnist.h5"
     shipped.write_bytes(b"weights")
     first, second, third = ({"epochs": n} for n in (13, 5, 4))
+    earlier_teacher, teacher = {"teacher": "T1"}, {"teacher": "T2", "weights_sha256": "ab"}
     record = {"sha256": weights_io.sha256_of(shipped), "command": "train A && train B",
-              "epochs": 18, "train_seconds": 100.0, "recipe": second, "recipes": [first, second]}
+              "epochs": 18, "train_seconds": 100.0, "recipe": second, "recipes": [first, second],
+              "distillation": [earlier_teacher]}
     shipped.with_suffix(".json").write_text(json.dumps(record))
     fine_tune = {"command": "train C", "epochs": [{}] * 4, "wall_time_seconds": 7.0,
-                 "recipe": third, "init_weights": {"path": str(shipped), "sha256": record["sha256"]}}
+                 "recipe": third, "init_weights": {"path": str(shipped), "sha256": record["sha256"]},
+                 "distillation": teacher}
     steps = lineage(fine_tune)
     assert [s["command"] for s in steps] == ["train A && train B", "train C"]
     assert [s["epochs"] for s in steps] == [18, 4] and [s["seconds"] for s in steps] == [100.0, 7.0]
     assert [r for s in steps for r in s["recipes"]] == [first, second, third]
+    assert [s["distillation"] for s in steps] == [[earlier_teacher], [teacher]]
     shipped.write_bytes(b"weights of a later release")
     shipped.with_suffix(".json").write_text(json.dumps({**record, "sha256": weights_io.sha256_of(shipped)}))
     with pytest.raises(SystemExit, match="restore that record"):

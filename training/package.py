@@ -72,6 +72,9 @@ def package(run_dir: Path, name: str = None) -> Path:
     recipes = [recipe for step in steps for recipe in step["recipes"]]
     if len(recipes) > 1:
         entry["recipes"] = recipes
+    teachers = [teacher for step in steps for teacher in step["distillation"]]
+    if teachers:  # `--teacher NAME` loads whatever is shipped then: pin what it was
+        entry["distillation"] = teachers
     path = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.json"
     path.write_text(json.dumps(entry, indent=2) + "\n")
     return path
@@ -79,7 +82,7 @@ def package(run_dir: Path, name: str = None) -> Path:
 
 def lineage(metrics: dict) -> list:
     """How these weights were made, oldest first, each step as {command, epochs, seconds,
-    recipes}: a fine-tuned run (train.py --init-weights) continues the run, or the shipped
+    recipes, distillation}: a fine-tuned run (train.py --init-weights) continues the run, or the shipped
     weights, that wrote its initial weights file."""
     steps = [_run_step(metrics)]
     source = metrics.get("init_weights")
@@ -100,7 +103,8 @@ def lineage(metrics: dict) -> list:
                 )
             steps.insert(0, {"command": record["command"], "epochs": record["epochs"],
                              "seconds": record["train_seconds"],
-                             "recipes": record.get("recipes", [record["recipe"]])})
+                             "recipes": record.get("recipes", [record["recipe"]]),
+                             "distillation": record.get("distillation", [])})
             source = None
         else:
             raise SystemExit(
@@ -113,7 +117,8 @@ def lineage(metrics: dict) -> list:
 
 def _run_step(metrics: dict) -> dict:
     return {"command": metrics["command"], "epochs": len(metrics["epochs"]),
-            "seconds": metrics["wall_time_seconds"], "recipes": [metrics["recipe"]]}
+            "seconds": metrics["wall_time_seconds"], "recipes": [metrics["recipe"]],
+            "distillation": [metrics["distillation"]] if "distillation" in metrics else []}
 
 
 def _network_config(metrics: dict) -> dict:
