@@ -103,3 +103,9 @@ def test_a_teacher_without_weights_for_the_data_set_is_refused(tmp_path):
         train.main(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
                     "--train-examples", "256", "--output-dir", str(tmp_path / "run"),
                     "--teacher", "BinaryDenseNet28"])
+
+
+def test_teacher_weights_without_a_teacher_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["fashion_mnist", "--teacher-weights", "teacher.h5"])
+    assert "--teacher-weights needs --teacher NAME" in capsys.readouterr().err

@@ -139,7 +139,10 @@ def parse_args(argv=None):
     parser.add_argument("--train-examples", type=int, help="use only the first N (smoke runs)")
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N only")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.teacher_weights and not args.teacher:
+        parser.error("--teacher-weights needs --teacher NAME: the model the file is for")
+    return args
 
 
 def run(args) -> dict:
