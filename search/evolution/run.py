@@ -6,6 +6,7 @@ keras-tuner keeps every trial, so running the same command again continues.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -22,6 +23,26 @@ from search.data import train_val_arrays
 from search.resume import CorruptSearchError, check_readable, check_same_settings, record_or_compare
 
 SUPERNET_WEIGHTS = "supernet.h5"
+
+
+def train_supernet(supernet: Supernet, images, labels, *, epochs, batch_size, output_dir: Path):
+    weights = output_dir / SUPERNET_WEIGHTS
+    if weights.exists():
+        supernet.net.load_weights(str(weights))
+        print(f"supernet: loaded {weights}")
+        return
+    supernet(images[:1])  # built, so BackupAndRestore can restore into it
+    supernet.compile(optimizer=tf.keras.optimizers.Adam(
+        tf.keras.optimizers.schedules.CosineDecay(2e-3, epochs * (len(images) // batch_size))),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    supernet.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=2,
+                 callbacks=[tf.keras.callbacks.BackupAndRestore(str(output_dir / "supernet_checkpoint"))])
+    tmp = output_dir / "supernet.tmp.h5"
+    supernet.net.save_weights(str(tmp))
+    os.replace(tmp, weights)
+    (output_dir / "supernet_time.json").write_text(
+        json.dumps({"seconds": time.perf_counter() - start, "epochs": epochs}))
 
 
 def wait_for(path: Path, timeout: float = 3600) -> None:
