@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import distill, train
+from training import datasets, distill, train
 
 
 def _classifier(seed):
@@ -89,7 +89,7 @@ def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_pat
     weights_io.load_into(student, out / "final.h5", "BinaryDenseNetTiny")  # no teacher inside
 
     # Resuming under another teacher setting is refused and leaves the record as it was.
-    with pytest.raises(SystemExit, match="resume it with the same --teacher"):
+    with pytest.raises(SystemExit, match="resume it with the same --teacher and --float-twin"):
         train.main(argv[:-1] + ["3", "--resume", "--epochs", "2"])
     assert json.loads((out / "metrics.json").read_text())["distillation"]["temperature"] == 2.0
     # Under the same one, the checkpoint (student, frozen teacher, optimizer) carries on.
@@ -109,3 +109,34 @@ def test_teacher_weights_without_a_teacher_are_refused(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["fashion_mnist", "--teacher-weights", "teacher.h5"])
     assert "--teacher-weights needs --teacher NAME" in capsys.readouterr().err
+
+
+def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path):
+    """`--float-twin` trains full-precision weights; as --teacher-weights they are loaded
+    into the float twin, which a binary network would only approximate."""
+    from training.package import package
+    from zoo import build_float_twin, build_model, weights as weights_io
+
+    out = tmp_path / "float"
+    argv = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1", "--float-twin",
+            "--train-examples", "512", "--test-examples", "512", "--output-dir", str(out)]
+    summary = train.run(train.parse_args(argv))
+    assert summary["float_twin"] is True
+    assert weights_io.saved_for(out / "final.h5") == "BinaryDenseNetTiny (float twin)"
+    images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype("float32")
+    as_float = build_float_twin("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10,
+                                weights=str(out / "final.h5"))
+    as_binary = build_model("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10,
+                            weights=str(out / "final.h5"))
+    assert not np.allclose(as_float(images), as_binary(images), atol=1e-3)
+
+    teacher, described = distill.load_teacher(
+        "BinaryDenseNetTiny", str(out / "final.h5"), datasets.get_spec("fashion_mnist"),
+        (28, 28, 1), "unit_range")
+    np.testing.assert_allclose(teacher(images), as_float(images), atol=1e-6)
+    assert described["float_twin"] is True
+
+    with pytest.raises(SystemExit, match="resume it with the same --teacher and --float-twin"):
+        train.main([a for a in argv if a != "--float-twin"] + ["--resume", "--epochs", "2"])
+    with pytest.raises(SystemExit, match="trained a float twin"):
+        package(out)

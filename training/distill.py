@@ -82,8 +82,9 @@ class Distiller(tf.keras.Model):
 
 def load_teacher(name: str, weights_file: str | None, spec, input_shape,
                  student_preprocessing: str):
-    """A registered model with its shipped weights for the data set, or with `weights_file`;
-    returned with the record of what was loaded, for the run's metrics.json.
+    """A registered model with its shipped weights for the data set, or with `weights_file`
+    (its float twin if `train.py --float-twin` wrote the file); returned with the record of
+    what was loaded, for the run's metrics.json.
 
     Loaded from the file, never through a raw-image wrapper: the teacher sees the student's
     preprocessed batches, so both must declare the same preprocessing.
@@ -103,6 +104,9 @@ def load_teacher(name: str, weights_file: str | None, spec, input_shape,
                 f"--teacher {record.name} has no shipped weights for {spec.name} (it has: "
                 f"{', '.join(record.weights) or 'none'}); pass --teacher-weights FILE.")
         weights_file = weights_io.fetch(named.top.location, named.top.sha256)
-    teacher = zoo.build_model(record.name, input_shape=input_shape,
-                              num_classes=spec.num_classes, weights=str(weights_file))
-    return teacher, {"teacher": record.name, "weights_sha256": weights_io.sha256_of(weights_file)}
+    float_twin = weights_io.saved_for(weights_file) == weights_io.float_twin_name(record.name)
+    build = zoo.build_float_twin if float_twin else zoo.build_model
+    teacher = build(record.name, input_shape=input_shape, num_classes=spec.num_classes,
+                    weights=str(weights_file))
+    described = {"teacher": record.name, "weights_sha256": weights_io.sha256_of(weights_file)}
+    return teacher, {**described, "float_twin": True} if float_twin else described

@@ -43,6 +43,9 @@ def register_genotype(result_file: Path, name: str, *, layers: int, channels: in
 def package(run_dir: Path, name: str = None) -> Path:
     """Ship a run's weights, under the run's model name or a registered `name`."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics.get("float_twin"):
+        raise SystemExit(f"{run_dir} trained a float twin, not the binary network: use its "
+                         "final.h5 as a teacher (train.py --teacher-weights), not as zoo weights.")
     record = zoo.get_record(name or metrics["model"])
     trained_config = _network_config(metrics)
     differs = {k: v for k, v in trained_config.items() if record.config.get(k) != v}

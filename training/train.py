@@ -135,6 +135,9 @@ def parse_args(argv=None):
                         help="share of the loss from the teacher's softened predictions")
     parser.add_argument("--temperature", type=float, default=4.0,
                         help="softens both predictions in the distillation loss")
+    parser.add_argument("--float-twin", action="store_true",
+                        help="train the network with every quantizer removed: a full-precision "
+                             "baseline, or a teacher for --teacher-weights")
     parser.add_argument("--export-tflite", action="store_true")
     parser.add_argument("--train-examples", type=int, help="use only the first N (smoke runs)")
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N only")
@@ -174,9 +177,11 @@ def run(args) -> dict:
     steps_per_epoch = _count_batches(train)
     schedule = learning_rate_schedule(recipe, steps_per_epoch)
 
+    build = zoo.build_float_twin if args.float_twin else zoo.build_model
+    weights_name = weights_io.float_twin_name(record.name) if args.float_twin else record.name
     with distribute.get_strategy().scope():
-        network = zoo.build_model(record.name, input_shape=input_shape,
-                                  num_classes=spec.num_classes, **args.model_config)
+        network = build(record.name, input_shape=input_shape, num_classes=spec.num_classes,
+                        **args.model_config)
         if args.init_weights:  # a resumed run's checkpoint then overrides these
             export.load_for_training(network, args.init_weights, record.name, args.model_config)
         model, distillation = network, None
@@ -197,9 +202,9 @@ def run(args) -> dict:
     if args.init_weights and "init_weights" not in summary:
         summary["init_weights"] = {"path": str(args.init_weights),
                                    "sha256": weights_io.sha256_of(args.init_weights)}
-    _record_distillation(summary, distillation)
+    _record_options(summary, {"distillation": distillation, "float_twin": args.float_twin})
     callbacks = [  # the recorder first: metrics never lag behind the checkpoint
-        EpochRecorder(output_dir, summary, record.name, steps_per_epoch * recipe.batch_size,
+        EpochRecorder(output_dir, summary, weights_name, steps_per_epoch * recipe.batch_size,
                       schedule, network),
         tf.keras.callbacks.BackupAndRestore(str(output_dir / BACKUP_DIR), delete_checkpoint=False),
         tf.keras.callbacks.TensorBoard(str(output_dir / "tensorboard")),
@@ -209,7 +214,7 @@ def run(args) -> dict:
 
     last = summary["epochs"][-1]  # fit's validation pass of the final weights: the test score
     loss, top1, top5 = last["val_loss"], last["val_accuracy"], last["val_top5"]
-    digest = report.save_weights(network, output_dir / "final.h5", record.name)
+    digest = report.save_weights(network, output_dir / "final.h5", weights_name)
     seconds = sum(e["seconds"] for e in summary["epochs"])
     train_seconds = sum(e["train_seconds"] for e in summary["epochs"])
     images = steps_per_epoch * recipe.batch_size * len(summary["epochs"])
@@ -239,15 +244,17 @@ def _claim_output_dir(output_dir: Path, resume: bool) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _record_distillation(summary: dict, distillation) -> None:
-    """Note the teacher in the run's record; a resume must keep the teacher it started with."""
-    if summary["epochs"] and summary.get("distillation") != distillation:
+def _record_options(summary: dict, options: dict) -> None:
+    """Note what trains the network (teacher, float twin) in the run's record, options that
+    are off left out; a resume must keep the options its run started with."""
+    options = {key: value for key, value in options.items() if value}
+    started = {key: summary[key] for key in ("distillation", "float_twin") if key in summary}
+    if summary["epochs"] and started != options:
         raise ValueError(
-            f"This run was started with distillation {summary.get('distillation')}, not "
-            f"{distillation}; resume it with the same --teacher options, or start a new "
-            "--output-dir.")
-    if distillation:
-        summary["distillation"] = distillation
+            f"This run was started with {started or 'neither a teacher nor --float-twin'}, "
+            f"not {options or 'neither'}; resume it with the same --teacher and --float-twin "
+            "options, or start a new --output-dir.")
+    summary.update(options)
 
 
 def _count_batches(dataset) -> int:

@@ -117,6 +117,19 @@ def save(model, path, model_name: str, *, sign_bits: bool = False) -> str:
     return sha256_of(path)
 
 
+def float_twin_name(model_name: str) -> str:
+    """The tag of a float twin's weights: they fit the binary network too, so only the
+    tag tells a float teacher from a binary model."""
+    return f"{model_name} (float twin)"
+
+
+def saved_for(path) -> str | None:
+    """The model name a weights file was saved for (None for files from elsewhere)."""
+    with h5py.File(path, "r") as f:
+        name = f.attrs.get(_MODEL_ATTR)
+    return name.decode() if isinstance(name, bytes) else name
+
+
 def load_into(model, path, model_name: str) -> None:
     """Load an HDF5 weights file, explaining a mismatch in terms of both models."""
     path = str(path)
