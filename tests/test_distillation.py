@@ -134,7 +134,7 @@ def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path):
         "BinaryDenseNetTiny", str(out / "final.h5"), datasets.get_spec("fashion_mnist"),
         (28, 28, 1), "unit_range")
     np.testing.assert_allclose(teacher(images), as_float(images), atol=1e-6)
-    assert described["float_twin"] is True
+    assert described["float_twin"] is True and described["command"] == summary["command"]
 
     with pytest.raises(SystemExit, match="resume it with the same --teacher and --float-twin"):
         train.main([a for a in argv if a != "--float-twin"] + ["--resume", "--epochs", "2"])

@@ -9,6 +9,9 @@ saved, exported and shipped.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import tensorflow as tf
 
 import zoo
@@ -109,4 +112,9 @@ def load_teacher(name: str, weights_file: str | None, spec, input_shape,
     teacher = build(record.name, input_shape=input_shape, num_classes=spec.num_classes,
                     weights=str(weights_file))
     described = {"teacher": record.name, "weights_sha256": weights_io.sha256_of(weights_file)}
-    return teacher, {**described, "float_twin": True} if float_twin else described
+    if float_twin:
+        described["float_twin"] = True
+    teacher_run = Path(weights_file).parent / "metrics.json"
+    if teacher_run.exists():  # a run's weights: how to make them again
+        described["command"] = json.loads(teacher_run.read_text()).get("command")
+    return teacher, described
