@@ -2,6 +2,7 @@
 
 import json
 
+import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -29,6 +30,11 @@ def _distiller(weight, temperature=4.0):
                                   temperature=temperature)
     train.compile_for_classification(distiller, tf.keras.optimizers.SGD(0.1))
     return distiller
+
+
+def _quantized_layers(model) -> int:
+    return sum(1 for layer in model.layers
+               if isinstance(getattr(layer, "kernel_quantizer", None), lq.quantizers.Quantizer))
 
 
 def test_softening_keeps_the_ranking_and_flattens_the_distribution():
@@ -111,17 +117,24 @@ def test_teacher_weights_without_a_teacher_are_refused(capsys):
     assert "--teacher-weights needs --teacher NAME" in capsys.readouterr().err
 
 
-def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path):
-    """`--float-twin` trains full-precision weights; as --teacher-weights they are loaded
-    into the float twin, which a binary network would only approximate."""
+def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path, monkeypatch):
+    """`--float-twin` trains full-precision weights (here taught by the shipped binary
+    model, which stays binary); as --teacher-weights they are loaded into the float twin,
+    which a binary network would only approximate."""
     from training.package import package
     from zoo import build_float_twin, build_model, weights as weights_io
 
+    teachers, distiller = [], distill.Distiller
+    monkeypatch.setattr(distill, "Distiller", lambda student, teacher, **kwargs: (
+        teachers.append(teacher) or distiller(student, teacher, **kwargs)))
     out = tmp_path / "float"
     argv = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1", "--float-twin",
-            "--train-examples", "512", "--test-examples", "512", "--output-dir", str(out)]
+            "--teacher", "BinaryDenseNetTiny", "--train-examples", "512", "--test-examples",
+            "512", "--output-dir", str(out)]
     summary = train.run(train.parse_args(argv))
-    assert summary["float_twin"] is True
+    assert summary["float_twin"] is True and summary["distillation"]["teacher"] == "BinaryDenseNetTiny"
+    assert _quantized_layers(teachers[0]) > 0
+    assert _quantized_layers(build_float_twin("BinaryDenseNetTiny")) == 0
     assert weights_io.saved_for(out / "final.h5") == "BinaryDenseNetTiny (float twin)"
     images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype("float32")
     as_float = build_float_twin("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10,
@@ -140,3 +153,17 @@ def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path):
         train.main([a for a in argv if a != "--float-twin"] + ["--resume", "--epochs", "2"])
     with pytest.raises(SystemExit, match="trained a float twin"):
         package(out)
+
+
+def test_a_masked_float_twin_deploys_as_a_grouped_float_twin():
+    """As train.py --float-twin --export-tflite converts it."""
+    from zoo import build_float_twin, build_model, quantizers
+    from training import export
+
+    config = {"form": "masked"}
+    masked = build_float_twin("BinaryMobileNet-Evo-S1", **config)
+    with quantizers.float_twin():
+        grouped = export.deployable_model(masked, config)
+    assert _quantized_layers(masked) == _quantized_layers(grouped) == 0
+    binary = export.deployable_model(build_model("BinaryMobileNet-Evo-S1", **config), config)
+    assert _quantized_layers(binary) > 0

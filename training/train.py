@@ -8,6 +8,7 @@ with --export-tflite a Larq Compute Engine flatbuffer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -21,7 +22,7 @@ import zoo  # noqa: E402  (Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
 from training import datasets, distill, distribute, export, recipes, report  # noqa: E402
-from zoo import weights as weights_io  # noqa: E402
+from zoo import quantizers, weights as weights_io  # noqa: E402
 
 BACKUP_DIR = "checkpoint"
 
@@ -177,13 +178,16 @@ def run(args) -> dict:
     steps_per_epoch = _count_batches(train)
     schedule = learning_rate_schedule(recipe, steps_per_epoch)
 
-    build = zoo.build_float_twin if args.float_twin else zoo.build_model
+    # Every network this run builds (the trained one, its deployable copy) is the float twin.
+    networks = quantizers.float_twin if args.float_twin else contextlib.nullcontext
     weights_name = weights_io.float_twin_name(record.name) if args.float_twin else record.name
     with distribute.get_strategy().scope():
-        network = build(record.name, input_shape=input_shape, num_classes=spec.num_classes,
-                        **args.model_config)
-        if args.init_weights:  # a resumed run's checkpoint then overrides these
-            export.load_for_training(network, args.init_weights, record.name, args.model_config)
+        with networks():
+            network = zoo.build_model(record.name, input_shape=input_shape,
+                                      num_classes=spec.num_classes, **args.model_config)
+            if args.init_weights:  # a resumed run's checkpoint then overrides these
+                export.load_for_training(network, args.init_weights, record.name,
+                                         args.model_config)
         model, distillation = network, None
         if args.teacher:
             teacher, distillation = distill.load_teacher(
@@ -225,11 +229,12 @@ def run(args) -> dict:
     )
     if args.export_tflite:
         path = output_dir / f"{record.name}.tflite"
-        deployable = export.deployable_model(network, args.model_config)
+        with networks():
+            deployable = export.deployable_model(network, args.model_config)
         summary["tflite"] = {"path": path.name, "bytes": export.export_tflite(deployable, path)}
     report.write_json(output_dir / "metrics.json", summary)
-    report.plot_curves(summary["epochs"], output_dir / "curves.png", f"{record.name} on {spec.name}")
-    print(f"{record.name} on {spec.name}: top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}% "
+    report.plot_curves(summary["epochs"], output_dir / "curves.png", f"{weights_name} on {spec.name}")
+    print(f"{weights_name} on {spec.name}: top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}% "
           f"({seconds:.0f} s); outputs in {output_dir}")
     return summary
 
