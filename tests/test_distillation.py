@@ -104,11 +104,19 @@ def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_pat
     assert [e["optimizer_step"] for e in resumed["epochs"]] == [steps, 2 * steps]
 
 
-def test_a_teacher_without_weights_for_the_data_set_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match="no shipped weights for fashion_mnist.*--teacher-weights"):
-        train.main(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
-                    "--train-examples", "256", "--output-dir", str(tmp_path / "run"),
-                    "--teacher", "BinaryDenseNet28"])
+@pytest.mark.parametrize("teacher, weights, error", [
+    ("BinaryDenseNet28", None, "no shipped weights for fashion_mnist.*--teacher-weights"),
+    ("BinaryDenseNetTiny", b"not HDF5", "is not a readable HDF5 weights file"),
+])
+def test_a_teacher_without_usable_weights_is_refused(teacher, weights, error, tmp_path):
+    argv = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
+            "--train-examples", "256", "--output-dir", str(tmp_path / "run"), "--teacher", teacher]
+    if weights:
+        (tmp_path / "teacher.h5").write_bytes(weights)
+        argv += ["--teacher-weights", str(tmp_path / "teacher.h5")]
+    with pytest.raises(SystemExit, match=error):
+        train.main(argv)
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_teacher_weights_without_a_teacher_are_refused(capsys):

@@ -15,6 +15,7 @@ from pathlib import Path
 import tensorflow as tf
 
 import zoo
+from training.datasets import preprocessing_for
 from zoo import weights as weights_io
 
 
@@ -92,8 +93,6 @@ def load_teacher(name: str, weights_file: str | None, spec, input_shape,
     Loaded from the file, never through a raw-image wrapper: the teacher sees the student's
     preprocessed batches, so both must declare the same preprocessing.
     """
-    from training.datasets import preprocessing_for
-
     record = zoo.get_record(name)
     preprocessing = preprocessing_for(record, spec)
     if preprocessing != student_preprocessing:

@@ -124,9 +124,13 @@ def float_twin_name(model_name: str) -> str:
 
 
 def saved_for(path) -> str | None:
-    """The model name a weights file was saved for (None for files from elsewhere)."""
-    with h5py.File(path, "r") as f:
-        name = f.attrs.get(_MODEL_ATTR)
+    """The model name a weights file was saved for (None for files from elsewhere, and for
+    unreadable ones, which `load_into` then explains)."""
+    try:
+        with h5py.File(path, "r") as f:
+            name = f.attrs.get(_MODEL_ATTR)
+    except OSError:
+        return None
     return name.decode() if isinstance(name, bytes) else name
 
 
