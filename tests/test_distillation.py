@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from training import datasets, distill, train
+from training.evaluate import evaluate
 
 
 def _classifier(seed):
@@ -147,9 +148,14 @@ def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path, mon
     images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype("float32")
     as_float = build_float_twin("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10,
                                 weights=str(out / "final.h5"))
-    as_binary = build_model("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10,
-                            weights=str(out / "final.h5"))
+    as_binary = build_model("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10)
+    as_binary.set_weights(as_float.get_weights())
     assert not np.allclose(as_float(images), as_binary(images), atol=1e-3)
+    with pytest.raises(weights_io.WeightsError, match="float twin.*build_float_twin"):
+        build_model("BinaryDenseNetTiny", weights=str(out / "final.h5"))  # silently wrong before
+    scored = evaluate("fashion_mnist", "BinaryDenseNetTiny", str(out / "final.h5"), limit=512,
+                      float_twin=True)
+    assert abs(scored["top1"] - summary["final"]["top1"]) < 1e-6
 
     teacher, described = distill.load_teacher(
         "BinaryDenseNetTiny", str(out / "final.h5"), datasets.get_spec("fashion_mnist"),

@@ -20,12 +20,13 @@ from training.train import compile_for_classification  # noqa: E402
 
 
 def evaluate(dataset: str, model_name: str, weights, *, data_dir=None, batch_size=256,
-             limit=None, image_size=None) -> dict:
+             limit=None, image_size=None, float_twin=False) -> dict:
     spec = datasets.get_spec(dataset)
     record = zoo.get_record(model_name)
     size = image_size or spec.input_shape[0]
-    model = zoo.build_model(record.name, weights=weights, num_classes=spec.num_classes,
-                            input_shape=(size, size, spec.input_shape[2]))
+    build = zoo.build_float_twin if float_twin else zoo.build_model
+    model = build(record.name, weights=weights, num_classes=spec.num_classes,
+                  input_shape=(size, size, spec.input_shape[2]))
     compile_for_classification(model)
     test = datasets.pipeline(
         datasets.load_split(spec, spec.test_split, data_dir), spec, training=False,
@@ -46,11 +47,13 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--test-examples", type=int)
     parser.add_argument("--image-size", type=int)
+    parser.add_argument("--float-twin", action="store_true",
+                        help="weights of a train.py --float-twin run")
     args = parser.parse_args(argv)
     try:
         result = evaluate(args.dataset, args.model, args.weights, data_dir=args.data_dir,
                           batch_size=args.batch_size, limit=args.test_examples,
-                          image_size=args.image_size)
+                          image_size=args.image_size, float_twin=args.float_twin)
     except (datasets.DatasetMissingError, ValueError) as error:
         sys.exit(f"error: {error}")
     print(f"{result['model']} on {result['dataset']}: top-1 {100 * result['top1']:.2f}%, "

@@ -25,6 +25,10 @@ def float_twin():
         _float_twin = previous
 
 
+def building_float_twin() -> bool:
+    return _float_twin
+
+
 @dataclass(frozen=True)
 class BinaryQuantization:
     activation: str  # "ste_sign" or "approx_sign"

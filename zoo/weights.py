@@ -141,11 +141,17 @@ def load_into(model, path, model_name: str) -> None:
         raise WeightsError(f"Weights file {path} does not exist.")
     try:
         with h5py.File(path, "r") as f:
-            saved_for = f.attrs.get(_MODEL_ATTR)
+            saved_name = f.attrs.get(_MODEL_ATTR)
             layout = f.attrs.get(_FORMAT_ATTR)
             saved_layers = len(f.attrs.get("layer_names", []))  # Keras' layout only
     except OSError as error:
         raise WeightsError(f"{path} is not a readable HDF5 weights file ({error}).") from None
+    if saved_name == float_twin_name(model_name) and not quantizers.building_float_twin():
+        # Same shapes, so Keras would load them: a binary network with float weights.
+        raise WeightsError(
+            f"{path} holds the weights of {model_name}'s float twin (train.py --float-twin); "
+            f"load them with zoo.build_float_twin({model_name!r}, weights=...) or evaluate.py "
+            "--float-twin, or use them as train.py --teacher-weights.")
     if layout not in (None, SIGN_BITS):
         raise WeightsError(f"{path} has layout {layout!r}, which this zoo version cannot "
                            f"read (it reads {SIGN_BITS!r} and Keras' own); upgrade zoo.")
@@ -155,7 +161,7 @@ def load_into(model, path, model_name: str) -> None:
         else:
             model.load_weights(path)
     except (ValueError, KeyError) as error:
-        described = saved_for or (f"a model with {saved_layers} layers" if saved_layers
+        described = saved_name or (f"a model with {saved_layers} layers" if saved_layers
                                   else "an unnamed model")
         ours = len(_layers_with_weights(model))
         raise WeightsError(
