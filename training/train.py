@@ -252,8 +252,8 @@ def _claim_output_dir(output_dir: Path, resume: bool) -> None:
 def _record_options(summary: dict, options: dict) -> None:
     """Note what trains the network (teacher, float twin) in the run's record, options that
     are off left out; a resume must keep the options its run started with."""
+    started = {key: summary[key] for key in options if key in summary}
     options = {key: value for key, value in options.items() if value}
-    started = {key: summary[key] for key in ("distillation", "float_twin") if key in summary}
     if summary["epochs"] and started != options:
         raise ValueError(
             f"This run was started with {started or 'neither a teacher nor --float-twin'}, "

@@ -128,9 +128,13 @@ def saved_for(path) -> str | None:
     unreadable ones, which `load_into` then explains)."""
     try:
         with h5py.File(path, "r") as f:
-            name = f.attrs.get(_MODEL_ATTR)
+            return _model_tag(f)
     except OSError:
         return None
+
+
+def _model_tag(h5_file) -> str | None:
+    name = h5_file.attrs.get(_MODEL_ATTR)
     return name.decode() if isinstance(name, bytes) else name
 
 
@@ -141,7 +145,7 @@ def load_into(model, path, model_name: str) -> None:
         raise WeightsError(f"Weights file {path} does not exist.")
     try:
         with h5py.File(path, "r") as f:
-            saved_name = f.attrs.get(_MODEL_ATTR)
+            saved_name = _model_tag(f)
             layout = f.attrs.get(_FORMAT_ATTR)
             saved_layers = len(f.attrs.get("layer_names", []))  # Keras' layout only
     except OSError as error:
