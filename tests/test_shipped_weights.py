@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from training import datasets
+from training.evaluate import evaluate
 from zoo import build_model, list_models, weights as weights_io
 from zoo.weights import WeightsError
 
@@ -45,3 +46,15 @@ def test_a_corrupted_shipped_file_is_refused(name, key, tmp_path, monkeypatch):
     monkeypatch.setattr(weights_io, "PACKAGE_WEIGHTS_DIR", copy_dir)
     with pytest.raises(WeightsError, match="SHA-256"):
         build_model(name, weights=key)
+
+
+@pytest.mark.parametrize("name, key", SHIPPED[:1])
+def test_evaluate_with_a_named_set_scores_what_predict_on_raw_images_scores(
+        name, key, fashion_mnist_test):
+    """The named set's model normalises raw pixels itself; evaluate.py's pipeline must
+    not normalise them a second time."""
+    images, labels = (array[:1000] for array in fashion_mnist_test)
+    model = build_model(name, weights=key)
+    expected = np.mean(np.argmax(model.predict(images, batch_size=500, verbose=0), -1) == labels)
+    scored = evaluate("fashion_mnist", name, key, limit=1000)
+    assert scored["top1"] == pytest.approx(expected, abs=1e-6)
