@@ -130,7 +130,6 @@ def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path, mon
     """`--float-twin` trains full-precision weights (here taught by the shipped binary
     model, which stays binary); as --teacher-weights they are loaded into the float twin,
     which a binary network would only approximate."""
-    from training.package import package
     from zoo import build_float_twin, build_model, weights as weights_io
 
     teachers, distiller = [], distill.Distiller
@@ -165,8 +164,34 @@ def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path, mon
 
     with pytest.raises(SystemExit, match="resume it with the same --teacher and --float-twin"):
         train.main([a for a in argv if a != "--float-twin"] + ["--resume", "--epochs", "2"])
-    with pytest.raises(SystemExit, match="trained a float twin"):
-        package(out)
+    _check_float_twin_packaging(out, summary, tmp_path, monkeypatch)
+
+
+def _check_float_twin_packaging(run_dir, summary, tmp_path, monkeypatch):
+    """A float-twin run is not shipped as weights: it adds its accuracy to the binary
+    weights' record, and is refused where there are none."""
+    import shutil
+
+    from training.package import package
+    from zoo import registry, weights as weights_io
+
+    shipped_dir, weights_dir = weights_io.PACKAGE_WEIGHTS_DIR, tmp_path / "weights"
+    weights_dir.mkdir()
+    monkeypatch.setattr(weights_io, "PACKAGE_WEIGHTS_DIR", weights_dir)
+    with pytest.raises(SystemExit, match="no shipped binary weights"):
+        package(run_dir)
+    for suffix in (".json", ".h5"):
+        shutil.copy(shipped_dir / f"BinaryDenseNetTiny-fashion_mnist{suffix}",
+                    weights_dir)
+    binary = json.loads((weights_dir / "BinaryDenseNetTiny-fashion_mnist.json").read_text())
+    entry = json.loads(package(run_dir).read_text())
+    without_twin = [{k: v for k, v in e.items() if k != "float_twin"} for e in (entry, binary)]
+    assert without_twin[0] == without_twin[1]  # the binary weights' record is untouched
+    assert entry["float_twin"]["top1"] == summary["final"]["top1"]
+    assert entry["float_twin"]["sha256"] == summary["final"]["sha256"]
+    assert entry["float_twin"]["command"] == summary["command"]
+    twin = registry.shipped_weights("BinaryDenseNetTiny")["fashion_mnist"].float_twin_metrics
+    assert twin["top1"] == 100 * summary["final"]["top1"]
 
 
 def test_a_masked_float_twin_deploys_as_a_grouped_float_twin():

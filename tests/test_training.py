@@ -159,6 +159,11 @@ def _check_packaging(run_dir, metrics, tmp_path):
         # operations: at most one borderline image of the 10,000 may flip.
         assert abs(accuracy - metrics["final"]["top1"]) <= 1 / len(labels) + 1e-6
 
+        # Re-packaging keeps the float twin's result recorded with the same network.
+        path = weights_dir / f"{entry['model']}-fashion_mnist.json"
+        path.write_text(json.dumps({**entry, "float_twin": {"top1": 0.5, "top5": 0.9}}))
+        assert json.loads(package(run_dir).read_text())["float_twin"] == {"top1": 0.5, "top5": 0.9}
+
         # A run of another configuration than the record's is refused, not shipped.
         other = tmp_path / "other-run"
         other.mkdir()

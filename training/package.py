@@ -3,7 +3,8 @@
 Copies the run's final weights (converted to the deployable form, binary kernels as sign
 bits: `zoo.weights`) into `zoo/weights/` and writes the JSON record the registry reads:
 file, SHA-256, data set, accuracy, preprocessing and the command that reproduces it (for
-a fine-tuned run, the commands of every run it continues, joined by &&).
+a fine-tuned run, the commands of every run it continues, joined by &&). A float-twin
+run adds its accuracy to the shipped record instead (`"float_twin"`).
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ def register_genotype(result_file: Path, name: str, *, layers: int, channels: in
 def package(run_dir: Path, name: str = None) -> Path:
     """Ship a run's weights, under the run's model name or a registered `name`."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    if metrics.get("float_twin"):
-        raise SystemExit(f"{run_dir} trained a float twin, not the binary network: use its "
-                         "final.h5 as a teacher (train.py --teacher-weights), not as zoo weights.")
     record = zoo.get_record(name or metrics["model"])
     trained_config = _network_config(metrics)
     differs = {k: v for k, v in trained_config.items() if record.config.get(k) != v}
@@ -55,12 +53,16 @@ def package(run_dir: Path, name: str = None) -> Path:
             f"not have: ship it under a new name (--name), or change the record first."
         )
     spec = datasets.get_spec(metrics["dataset"])
+    stem = f"{record.name}-{spec.name}"
+    path = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.json"
+    shipped = json.loads(path.read_text()) if path.exists() else None
+    if metrics.get("float_twin"):
+        return record_float_twin(run_dir, metrics, path, shipped)
     trained = zoo.build_model(record.name, input_shape=tuple(metrics["input_shape"]),
                               num_classes=spec.num_classes, **metrics["model_config"])
     trained.load_weights(str(run_dir / "final.h5"))
     deployable = deployable_model(trained, metrics["model_config"])
     steps = lineage(metrics)
-    stem = f"{record.name}-{spec.name}"
     target = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.h5"
     digest = weights_io.save(deployable, target, record.name, sign_bits=True)
     entry = {
@@ -78,8 +80,32 @@ def package(run_dir: Path, name: str = None) -> Path:
     teachers = [teacher for step in steps for teacher in step["distillation"]]
     if teachers:  # `--teacher NAME` loads whatever is shipped then: pin what it was
         entry["distillation"] = teachers
-    path = weights_io.PACKAGE_WEIGHTS_DIR / f"{stem}.json"
+    if shipped and "float_twin" in shipped:  # the same network (checked above): still its twin
+        entry["float_twin"] = shipped["float_twin"]
     path.write_text(json.dumps(entry, indent=2) + "\n")
+    return path
+
+
+def record_float_twin(run_dir: Path, metrics: dict, path: Path, shipped) -> Path:
+    """A float-twin run (train.py --float-twin) is not shipped as weights: its accuracy
+    joins the binary weights' record as their full-precision reference (the cost of
+    binarizing), with the command and the SHA-256 of the weights that reached it."""
+    if shipped is None:
+        raise SystemExit(
+            f"{run_dir} trained a float twin, and {path.name} holds no shipped binary weights "
+            "to compare it with: package a binary run of the model first. (A float twin's "
+            "final.h5 also teaches: train.py --teacher-weights.)")
+    if metrics["input_shape"] != shipped["input_shape"]:
+        raise SystemExit(f"{run_dir} trained the float twin on {metrics['input_shape']} inputs, "
+                         f"the shipped weights take {shipped['input_shape']}: train it on those.")
+    steps = lineage(metrics)
+    shipped["float_twin"] = {
+        "top1": metrics["final"]["top1"], "top5": metrics["final"]["top5"],
+        "sha256": metrics["final"]["sha256"], "epochs": sum(step["epochs"] for step in steps),
+        "train_seconds": sum(step["seconds"] for step in steps), "recipe": metrics["recipe"],
+        "command": " && ".join(step["command"] for step in steps),
+    }
+    path.write_text(json.dumps(shipped, indent=2) + "\n")
     return path
 
 

@@ -72,6 +72,8 @@ def _weights_cell(key, weights):
     facts = []
     if weights.metrics.get("top1") is not None:
         facts.append(f"{weights.metrics['top1']:.2f}% top-1")
+    if weights.float_twin_metrics:
+        facts.append(f"float twin {weights.float_twin_metrics['top1']:.2f}%")
     shipped = PACKAGE_WEIGHTS_DIR / weights.top.location
     if "://" not in weights.top.location and shipped.exists():
         facts.append(f"{shipped.stat().st_size / 1024:,.0f} KB file")

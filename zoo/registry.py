@@ -36,6 +36,9 @@ class Weights:
     metrics: Mapping[str, float] = field(default_factory=dict)
     source: str = ""  # who trained them, with which command or recipe
     raw_input: bool = False  # the model then applies `preprocessing` itself
+    # The same network trained without quantizers (train.py --float-twin): the
+    # full-precision reference of these weights, {"top1", "top5"} in percent.
+    float_twin_metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 def packaged_weights(record_file: str) -> Weights:
@@ -54,6 +57,8 @@ def packaged_weights(record_file: str) -> Weights:
         metrics={"top1": 100 * data["top1"], "top5": 100 * data["top5"]},
         source=data["command"],
         raw_input=True,
+        float_twin_metrics={k: 100 * data["float_twin"][k] for k in ("top1", "top5")}
+        if "float_twin" in data else {},
     )
 
 
