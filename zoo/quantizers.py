@@ -16,7 +16,11 @@ _float_twin = False
 @contextlib.contextmanager
 def float_twin():
     """Models built inside this block have no quantizers: the full-precision twin of the
-    same network, the baseline for memory, size and latency comparisons."""
+    same network, the baseline for memory, size and latency comparisons.
+
+    Its nonlinearities are only those the network has besides sign(): BinaryDenseNet's
+    ReLUs and pools, UBNAS's pooling operations; BinaryMobileNet has none, so its twin
+    is a linear classifier (S1's trailed the binary network by 3 points after 3 epochs)."""
     global _float_twin
     previous, _float_twin = _float_twin, True
     try:
