@@ -58,3 +58,5 @@ def test_evaluate_with_a_named_set_scores_what_predict_on_raw_images_scores(
     expected = np.mean(np.argmax(model.predict(images, batch_size=500, verbose=0), -1) == labels)
     scored = evaluate("fashion_mnist", name, key, limit=1000)
     assert scored["top1"] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="trained on fashion_mnist, not mnist"):
+        evaluate("mnist", name, key, limit=10)

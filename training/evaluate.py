@@ -26,6 +26,9 @@ def evaluate(dataset: str, model_name: str, weights, *, data_dir=None, batch_siz
     record = zoo.get_record(model_name)
     size = image_size or spec.input_shape[0]
     named = record.weights.get(weights) if isinstance(weights, str) else None
+    if named is not None and named.dataset != spec.name:
+        raise ValueError(f"{record.name}'s weights {weights!r} were trained on {named.dataset}, "
+                         f"not {spec.name}: evaluate them on {named.dataset}.")
     if named is not None:  # the bare network: the pipeline below applies the preprocessing
         weights = weights_io.fetch(named.top.location, named.top.sha256)
     build = zoo.build_float_twin if float_twin else zoo.build_model
