@@ -84,10 +84,27 @@ def evolution_section(data):
         lines.append(f"| {r['name']} | {r.get('width_multiplier', 0.5):.4g} | {100 * r['top1']:.2f} | "
                      f"{per_seed} | {r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |")
     skipped = data.get("not_retrained") or []
-    lines += ["", f"Evolution beats: {data['evolution_beats']}; its binary MACs are not above: "
+    lines += ["", *_paired_differences(data["models"]), f"Evolution beats: {data['evolution_beats']}; its binary MACs are not above: "
               f"{data['evolution_macs_not_above']}."
               + (f" Not retrained: {', '.join(skipped)}." if skipped else "") + f" {_machine(data)}"]
     return lines
+
+
+def _paired_differences(models) -> list:
+    """Evolution minus each model retrained with the same seeds (same data order per
+    seed), in points: the mean and its standard error say whether a gap is more than noise."""
+    ours = models[0]
+    lines = []
+    for other in models[1:]:
+        if len(ours.get("seeds", [])) < 2 or other.get("seeds") != ours["seeds"]:
+            continue
+        diffs = [100 * (a - b) for a, b in zip(ours["top1_per_seed"], other["top1_per_seed"])]
+        mean = sum(diffs) / len(diffs)
+        spread = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+        lines.append(f"{ours['name']} - {other['name']}, paired by seed: "
+                     f"{', '.join(f'{d:+.2f}' for d in diffs)}; mean {mean:+.2f} points, "
+                     f"standard error {spread / len(diffs) ** 0.5:.2f}.")
+    return [*lines, ""] if lines else []
 
 
 def crossover_section(data):
