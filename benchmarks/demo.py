@@ -26,6 +26,7 @@ from training.export import distinct_batch_norm  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 DATASET = "fashion_mnist"
+MAX_DRIFT_POINTS = 0.2  # evaluated against recorded top-1, as tests/test_shipped_weights.py
 
 
 def test_set():
@@ -103,6 +104,12 @@ def main():
         + table + "\n\n![accuracy against memory](accuracy_vs_memory.png)\n")
     plot(rows, DOCS / "accuracy_vs_memory.png")
     save("demo", {"machine": machine(), "dataset": DATASET, "models": rows})
+    drifted = [r for r in rows if abs(r["top1"] - r["recorded_top1"]) > MAX_DRIFT_POINTS]
+    for r in drifted:
+        print(f"error: {r['model']} scored {r['top1']:.2f}%, its record says "
+              f"{r['recorded_top1']:.2f}%: its weights or preprocessing no longer match.")
+    if drifted:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
