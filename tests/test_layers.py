@@ -51,3 +51,71 @@ def test_masked_network_architecture_round_trips_through_keras_json():
         [int(l.groups.numpy()) for l in model.layers if isinstance(l, layers.MaskedGroupConv2D)]
     images = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
     np.testing.assert_allclose(rebuilt(images), model(images), atol=1e-5)
+
+
+SPANS_MORE_THAN_THE_INPUT = [  # (kernel, dilation, input size, groups, strides)
+    (5, 2, 7, 1, 1),  # UBNAS-A's dilated 5x5 in its 7x7 stage
+    (3, 1, 2, 1, 1),
+    (3, 1, 2, 2, 1),
+    (3, 1, 2, 1, 2),
+]
+
+
+def _same_weights_pair(kernel, dilation, size, groups, strides, channels=8):
+    """Our binary convolution and larq's zero-padded one, with the same kernel."""
+    from zoo.quantizers import APPROX_SIGN
+
+    ours = layers.binary_conv(channels, kernel, APPROX_SIGN, dilation_rate=dilation,
+                              groups=groups, strides=strides)
+    larqs = lq.layers.QuantConv2D(channels, kernel, dilation_rate=dilation, groups=groups,
+                                  strides=strides, padding="same", use_bias=False,
+                                  **APPROX_SIGN.conv_kwargs())
+    shape = (1, size, size, channels)
+    ours.build(shape)
+    larqs.build(shape)
+    larqs.set_weights(ours.get_weights())
+    return ours, larqs
+
+
+@pytest.mark.parametrize("kernel, dilation, size, groups, strides", SPANS_MORE_THAN_THE_INPUT)
+def test_binary_conv_spanning_more_than_its_input_still_computes_zero_padding(
+        kernel, dilation, size, groups, strides):
+    """Where LCE gets zero padding wrong, the layer pads with +1 and subtracts what that
+    added: the same outputs and gradients as larq's zero-padded convolution."""
+    ours, larqs = _same_weights_pair(kernel, dilation, size, groups, strides)
+    assert ours.corrects_padding
+    x = tf.constant(np.random.default_rng(0).standard_normal((4, size, size, 8)), tf.float32)
+    grads = []
+    for layer in (ours, larqs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.range(tf.size(y), dtype=tf.float32)[: y.shape[-1]])
+        grads.append(tape.gradient(loss, [x, layer.kernel]))
+        np.testing.assert_allclose(y, larqs(x), atol=1e-4)
+    for ours_grad, larqs_grad in zip(*grads):
+        np.testing.assert_allclose(ours_grad, larqs_grad, atol=1e-4)
+
+
+def test_a_binary_conv_inside_its_input_is_larqs_own():
+    ours, _ = _same_weights_pair(5, 2, 9, 1, 1)
+    assert not ours.corrects_padding and ours.pad_values == 0.0
+
+
+def test_lce_computes_a_dilated_binary_conv_on_a_smaller_map_as_keras_does():
+    """LCE's zero-padding correction was wrong there (half the outputs of a dilated 5x5
+    on 7x7 maps, off by up to 100); the layer keeps it a binary convolution."""
+    import larq_compute_engine as lce
+
+    from training.export import distinct_batch_norm, flatbuffer_op_counts
+    from zoo.quantizers import APPROX_SIGN
+
+    inputs = tf.keras.Input((7, 7, 32))
+    conv = layers.binary_conv(32, 5, APPROX_SIGN, dilation_rate=2)
+    model = distinct_batch_norm(tf.keras.Model(inputs, layers.binary_residual(inputs, conv)))
+    conv.kernel.assign(np.random.default_rng(1).standard_normal(conv.kernel.shape))
+    flatbuffer = lce.convert_keras_model(model)
+    assert flatbuffer_op_counts(flatbuffer).get("LceBconv2d") == 1
+    images = np.random.default_rng(2).standard_normal((8, 7, 7, 32)).astype(np.float32)
+    deployed = lce.testing.Interpreter(flatbuffer, num_threads=1).predict(images)
+    np.testing.assert_allclose(deployed, model.predict(images, verbose=0), atol=1e-3)
