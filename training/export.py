@@ -154,6 +154,16 @@ def export_tflite(model, path) -> int:
     return len(flatbuffer)
 
 
+def lce_predict(flatbuffer_path, images, threads: int = 2) -> np.ndarray:
+    """The flatbuffer's outputs for a batch of images, run one at a time as on a device."""
+    import larq_compute_engine as lce
+
+    interpreter = lce.testing.Interpreter(
+        Path(flatbuffer_path).read_bytes(), num_threads=threads, use_reference_bconv=False
+    )
+    return interpreter.predict(np.asarray(images, np.float32))
+
+
 def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20) -> float:
     """Median latency of one single-image inference in LCE's x86 interpreter."""
     import larq_compute_engine as lce
