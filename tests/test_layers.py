@@ -102,20 +102,22 @@ def test_a_binary_conv_inside_its_input_or_grouped_is_larqs_own(kernel, dilation
     assert not ours.corrects_padding and ours.pad_values == 0.0
 
 
-def test_lce_computes_a_dilated_binary_conv_on_a_smaller_map_as_keras_does():
+@pytest.mark.parametrize("size, kernel, dilation", [(7, 5, 2), (1, 3, 1)])
+def test_lce_computes_a_binary_conv_on_a_smaller_map_as_keras_does(size, kernel, dilation):
     """LCE's zero-padding correction was wrong there (half the outputs of a dilated 5x5
-    on 7x7 maps, off by up to 100); the layer keeps it a binary convolution."""
+    on 7x7 maps, off by up to 100); the layer keeps it a binary convolution. On 1x1 maps
+    the subtracted constant is one per channel, and LCE folds it into the bias."""
     import larq_compute_engine as lce
 
     from training.export import distinct_batch_norm, flatbuffer_op_counts
     from zoo.quantizers import APPROX_SIGN
 
-    inputs = tf.keras.Input((7, 7, 32))
-    conv = layers.binary_conv(32, 5, APPROX_SIGN, dilation_rate=2)
+    inputs = tf.keras.Input((size, size, 32))
+    conv = layers.binary_conv(32, kernel, APPROX_SIGN, dilation_rate=dilation)
     model = distinct_batch_norm(tf.keras.Model(inputs, layers.binary_residual(inputs, conv)))
     conv.kernel.assign(np.random.default_rng(1).standard_normal(conv.kernel.shape))
     flatbuffer = lce.convert_keras_model(model)
     assert flatbuffer_op_counts(flatbuffer).get("LceBconv2d") == 1
-    images = np.random.default_rng(2).standard_normal((8, 7, 7, 32)).astype(np.float32)
+    images = np.random.default_rng(2).standard_normal((8, size, size, 32)).astype(np.float32)
     deployed = lce.testing.Interpreter(flatbuffer, num_threads=1).predict(images)
     np.testing.assert_allclose(deployed, model.predict(images, verbose=0), atol=1e-3)

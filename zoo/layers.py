@@ -78,8 +78,10 @@ class BinaryConv2D(lq.layers.QuantConv2D):
         only_padding = tf.pad(inside, self._get_padding_same(inside), constant_values=1.0)
         added = tf.nn.convolution(only_padding, kernel, strides=self.strides, padding="VALID",
                                   dilations=self.dilation_rate)
-        # Subtracted as one flat vector: LCE would fuse a constant added to the convolution's
-        # output into its per-channel bias, and the (H, W, C) constant does not fit there.
+        if outputs.shape[1:3] == (1, 1):  # one value per channel: LCE folds it into the bias
+            return outputs - tf.reshape(added, (-1,))
+        # Subtracted as one flat vector: LCE would fold a constant added to the convolution's
+        # output into its per-channel bias, which an (H, W, C) constant does not fit.
         flat = tf.reshape(outputs, (-1, tf.size(added))) - tf.reshape(added, (1, -1))
         return tf.reshape(flat, tf.shape(outputs))
 
