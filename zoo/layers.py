@@ -64,7 +64,7 @@ class BinaryConv2D(lq.layers.QuantConv2D):
         self.corrects_padding = (
             self.padding == "same" and self._is_native_padding and self.groups == 1
             and None not in spatial and any(span > size for span, size in zip(spans, spatial)))
-        if self.corrects_padding:
+        if self.corrects_padding:  # larq's padding switch, which its __init__ sets
             self.pad_values, self._is_native_padding = 1.0, False
         super().build(input_shape)
 
@@ -75,6 +75,7 @@ class BinaryConv2D(lq.layers.QuantConv2D):
         with lq.context.quantized_scope(True):
             kernel = tf.convert_to_tensor(self.kernel)  # the binarized kernel
         inside = tf.zeros((1, *inputs.shape[1:]), outputs.dtype)
+        # larq's own 'same' padding arithmetic, so both paddings are the same rows
         only_padding = tf.pad(inside, self._get_padding_same(inside), constant_values=1.0)
         added = tf.nn.convolution(only_padding, kernel, strides=self.strides, padding="VALID",
                                   dilations=self.dilation_rate)
