@@ -2,8 +2,10 @@
 
 Offline: weights come from the package, data from Debian's dataset-fashion-mnist. Prints
 one table (top-1, parameters, memory, binary MACs, TFLite size, LCE latency, and the same
-figures for the float twin, whose top-1 is the one its training run recorded), writes it to docs/demo.md with a plot of accuracy against
-memory (docs/accuracy_vs_memory.png), and the numbers to benchmarks/results/demo.json.
+figures for the float twin, whose top-1 is the one its training run recorded), writes it
+to docs/demo.md with a plot of accuracy against memory (docs/accuracy_vs_memory.png), and
+the numbers to benchmarks/results/demo.json. Fails if a model no longer scores its
+recorded top-1, or if its flatbuffer classifies test images unlike the Keras model.
 """
 
 import sys
@@ -66,7 +68,8 @@ def markdown(rows) -> str:
         lines.append(
             f"| {r['model']} | {r['top1']:.2f} | {b['params']:,} | {b['memory_mb']:.3f} | "
             f"{b['binary_macs'] / 1e6:.1f} | {b['bytes'] / 1024:.0f} | {b['latency_ms_1_thread']:.2f} | "
-            f"{100 * b['lce_agreement']:.1f} | {_percent(f['recorded_top1'])} | {f['memory_mb']:.3f} | {f['bytes'] / 1024:.0f} | {f['latency_ms_1_thread']:.2f} |")
+            f"{100 * b['lce_agreement']:.1f} | {_percent(f['recorded_top1'])} | "
+            f"{f['memory_mb']:.3f} | {f['bytes'] / 1024:.0f} | {f['latency_ms_1_thread']:.2f} |")
     return "\n".join(lines)
 
 
