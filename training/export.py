@@ -135,7 +135,7 @@ def export_tflite(model, path) -> int:
     """Convert a larq model with LCE; return the flatbuffer's size in bytes."""
     import larq_compute_engine as lce
 
-    from zoo.profile import LCE_GROUP_MULTIPLE, lce_float_group_convs
+    from zoo.profile import LCE_GROUP_MULTIPLE, lce_float_group_convs, lce_reference_only_group_convs
 
     merged = merged_dilated_convs(model)
     if merged:
@@ -149,6 +149,11 @@ def export_tflite(model, path) -> int:
         print(f"warning: LCE runs {len(in_float)} binary group convolutions of {model.name} "
               f"as float convolutions (input channels per group not a multiple of "
               f"{LCE_GROUP_MULTIPLE}): {in_float}", file=sys.stderr)
+    reference_only = lce_reference_only_group_convs(model)
+    if reference_only:
+        print(f"warning: {len(reference_only)} binary group convolutions of {model.name} "
+              "convert to binary ones that only LCE's reference kernel runs (its optimized "
+              f"kernel refuses grouped binary convolutions): {reference_only}", file=sys.stderr)
     flatbuffer = lce.convert_keras_model(model)
     Path(path).write_bytes(flatbuffer)
     return len(flatbuffer)

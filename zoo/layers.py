@@ -54,8 +54,8 @@ class BinaryConv2D(lq.layers.QuantConv2D):
     alone: the same function, gradients included, which LCE runs as a binary convolution
     and a constant subtraction (`tests/test_layers.py` checks it against LCE). Group
     convolutions are left as they are: LCE runs them in float (exact) unless they have 32k
-    input channels per group, and then its x86 interpreter could not allocate them at all
-    (measured); padded with +1, a depthwise one failed to allocate too.
+    input channels per group, and those only its reference kernel runs (measured); padded
+    with +1, a depthwise one failed to allocate.
     """
 
     def build(self, input_shape):

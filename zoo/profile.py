@@ -54,6 +54,23 @@ def lce_float_group_convs(model) -> dict:
     return found
 
 
+def lce_reference_only_group_convs(model) -> dict:
+    """Binary group convolutions that LCE converts to binary ones (32k input channels per
+    group) but that only its reference kernel runs: name -> input channels per group.
+
+    Measured with LCE's x86 interpreter: the optimized kernel refuses them ("Grouped binary
+    convolutions are not supported with this kernel"); `use_reference_bconv=True` runs
+    them and matches Keras.
+    """
+    found = {}
+    for layer in model.layers:
+        if isinstance(layer, lq.layers.QuantConv2D) and layer.groups > 1:
+            per_group = int(layer.input_shape[-1]) // layer.groups
+            if per_group % LCE_GROUP_MULTIPLE == 0:
+                found[layer.name] = per_group
+    return found
+
+
 COLUMNS = (
     ("Model", lambda r, p: r.name),
     ("Family", lambda r, p: r.family),
