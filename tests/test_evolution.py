@@ -315,3 +315,30 @@ def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path)
     fine_tuned = build_model("BinaryMobileNet-Depthwise", groups=groups, form="masked")
     load_for_training(fine_tuned, shipped, "BinaryMobileNet-Depthwise", {"groups": groups, "form": "masked"})
     np.testing.assert_allclose(fine_tuned.predict(x, verbose=0), grouped.predict(x, verbose=0), atol=1e-4)
+
+
+def test_a_trial_scored_before_a_kill_is_not_scored_again(tmp_path):
+    """Killed between writing a trial's evaluation and keras-tuner recording the trial,
+    the resumed search runs that trial again: it takes the evaluation, not a new score."""
+    from types import SimpleNamespace
+
+    from search.evolution.oracle import gene_name
+    from search.evolution.tuner import SupernetTuner
+
+    groups = [2, 4]
+    record = {"trial_id": "02", "tuner_id": "chief", "groups": groups, "val_accuracy": 0.5,
+              "binary_macs": 1e6, "memory_mb": 0.2}
+    (tmp_path / "02.json").write_text(json.dumps(record))
+
+    def never(*args):
+        raise AssertionError("scored again")
+
+    tuner = SimpleNamespace(evaluations_dir=tmp_path, tuner_id="chief", _evaluate=never,
+                            space=SimpleNamespace(choices=[[1, 2], [1, 4]]))
+    trial = SimpleNamespace(trial_id="02", hyperparameters=SimpleNamespace(
+        values={gene_name(b): g for b, g in enumerate(groups)}))
+    assert SupernetTuner.run_trial(tuner, trial) == {
+        "val_accuracy": 0.5, "binary_macs": 1e6, "memory_mb": 0.2}
+    trial.hyperparameters.values[gene_name(0)] = 1  # another configuration: scored
+    with pytest.raises(AssertionError, match="scored again"):
+        SupernetTuner.run_trial(tuner, trial)

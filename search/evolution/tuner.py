@@ -11,7 +11,7 @@ from pathlib import Path
 
 from keras_tuner.engine import base_tuner
 
-from training.report import write_json
+from training.report import read_json, write_json
 from search.evolution.oracle import gene_name
 
 
@@ -33,17 +33,29 @@ class SupernetTuner(base_tuner.BaseTuner):
 
     def run_trial(self, trial, *args, **kwargs):
         groups = config_from_values(trial.hyperparameters.values, len(self.space.choices))
+        path = self.evaluations_dir / f"{trial.trial_id}.json"
+        record = read_json(path)
+        if record is not None and record["groups"] == groups:
+            # Scored, then killed before keras-tuner recorded the trial: not scored again.
+            print(f"[{self.tuner_id}] kept the evaluation of trial {trial.trial_id} made "
+                  "before the interruption", flush=True)
+        else:
+            record = self._evaluate(trial.trial_id, groups)
+            write_json(path, record)
+        costs = {k: float(v) for k, v in record.items()
+                 if k not in ("trial_id", "tuner_id", "groups", "val_accuracy")}
+        return {"val_accuracy": record["val_accuracy"], **costs}
+
+    def _evaluate(self, trial_id, groups) -> dict:
         self.supernet.set_groups(groups)
         self.supernet.recalibrate_batch_norm(self.calibration_batches)
         accuracy = self.supernet.accuracy(self.val_images, self.val_labels)
         costs = self.space.costs(groups)
-        record = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id, "groups": groups,
-                  "val_accuracy": accuracy, **costs}
-        write_json(self.evaluations_dir / f"{trial.trial_id}.json", record)
-        print(f"[{self.tuner_id}] trial {trial.trial_id}: val acc {100 * accuracy:.2f}%  "
+        print(f"[{self.tuner_id}] trial {trial_id}: val acc {100 * accuracy:.2f}%  "
               f"binary MACs {costs['binary_macs'] / 1e6:.2f}M  memory "
               f"{costs['memory_mb']:.3f} MB  groups {groups}", flush=True)
-        return {"val_accuracy": accuracy, **{k: float(v) for k, v in costs.items()}}
+        return {"trial_id": trial_id, "tuner_id": self.tuner_id, "groups": groups,
+                "val_accuracy": accuracy, **costs}
 
     def save_model(self, trial_id, model, step=0):
         """Nothing to save: every trial shares the supernet's weights."""
