@@ -161,21 +161,21 @@ def export_tflite(model, path) -> int:
 
 def lce_predict(flatbuffer_path, images, threads: int = 2) -> np.ndarray:
     """The flatbuffer's outputs for a batch of images, run one at a time as on a device."""
+    return _interpreter(flatbuffer_path, threads).predict(np.asarray(images, np.float32))
+
+
+def _interpreter(flatbuffer_path, threads: int):
+    """LCE's interpreter with its optimized kernels, as a device runs the flatbuffer."""
     import larq_compute_engine as lce
 
-    interpreter = lce.testing.Interpreter(
+    return lce.testing.Interpreter(
         Path(flatbuffer_path).read_bytes(), num_threads=threads, use_reference_bconv=False
     )
-    return interpreter.predict(np.asarray(images, np.float32))
 
 
 def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20) -> float:
     """Median latency of one single-image inference in LCE's x86 interpreter."""
-    import larq_compute_engine as lce
-
-    interpreter = lce.testing.Interpreter(
-        Path(flatbuffer_path).read_bytes(), num_threads=threads, use_reference_bconv=False
-    )
+    interpreter = _interpreter(flatbuffer_path, threads)
     shape = interpreter.input_shapes[0]
     image = np.random.default_rng(0).standard_normal((1, *shape[1:])).astype(np.float32)
     interpreter.predict(image)

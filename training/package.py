@@ -69,10 +69,8 @@ def package(run_dir: Path, name: str = None) -> Path:
         "model": record.name, "dataset": spec.name, "file": target.name, "sha256": digest,
         "num_classes": spec.num_classes, "input_shape": metrics["input_shape"],
         "preprocessing": metrics["preprocessing"], "top1": metrics["final"]["top1"],
-        "top5": metrics["final"]["top5"], "epochs": sum(step["epochs"] for step in steps),
-        "train_seconds": sum(step["seconds"] for step in steps), "recipe": metrics["recipe"],
+        "top5": metrics["final"]["top5"], **_made_by(steps), "recipe": metrics["recipe"],
         "model_config": trained_config,
-        "command": " && ".join(step["command"] for step in steps),
     }
     recipes = [recipe for step in steps for recipe in step["recipes"]]
     if len(recipes) > 1:
@@ -101,12 +99,17 @@ def record_float_twin(run_dir: Path, metrics: dict, path: Path, shipped) -> Path
     steps = lineage(metrics)
     shipped["float_twin"] = {
         "top1": metrics["final"]["top1"], "top5": metrics["final"]["top5"],
-        "sha256": metrics["final"]["sha256"], "epochs": sum(step["epochs"] for step in steps),
-        "train_seconds": sum(step["seconds"] for step in steps), "recipe": metrics["recipe"],
-        "command": " && ".join(step["command"] for step in steps),
+        "sha256": metrics["final"]["sha256"], **_made_by(steps), "recipe": metrics["recipe"],
     }
     path.write_text(json.dumps(shipped, indent=2) + "\n")
     return path
+
+
+def _made_by(steps: list) -> dict:
+    """Epochs, training time and the commands that reproduce weights, over their lineage."""
+    return {"epochs": sum(step["epochs"] for step in steps),
+            "train_seconds": sum(step["seconds"] for step in steps),
+            "command": " && ".join(step["command"] for step in steps)}
 
 
 def lineage(metrics: dict) -> list:

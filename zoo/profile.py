@@ -45,13 +45,7 @@ def lce_float_group_convs(model) -> dict:
     channels per group (larq/compute-engine#549); the converter keeps any other as a
     float CONV_2D on +-1 weights, so it is neither 1-bit in the flatbuffer nor fast.
     """
-    found = {}
-    for layer in model.layers:
-        if isinstance(layer, lq.layers.QuantConv2D) and layer.groups > 1:
-            per_group = int(layer.input_shape[-1]) // layer.groups
-            if per_group % LCE_GROUP_MULTIPLE:
-                found[layer.name] = per_group
-    return found
+    return {name: n for name, n in _binary_group_convs(model).items() if n % LCE_GROUP_MULTIPLE}
 
 
 def lce_reference_only_group_convs(model) -> dict:
@@ -62,13 +56,14 @@ def lce_reference_only_group_convs(model) -> dict:
     convolutions are not supported with this kernel"); `use_reference_bconv=True` runs
     them and matches Keras.
     """
-    found = {}
-    for layer in model.layers:
-        if isinstance(layer, lq.layers.QuantConv2D) and layer.groups > 1:
-            per_group = int(layer.input_shape[-1]) // layer.groups
-            if per_group % LCE_GROUP_MULTIPLE == 0:
-                found[layer.name] = per_group
-    return found
+    return {name: n for name, n in _binary_group_convs(model).items()
+            if n % LCE_GROUP_MULTIPLE == 0}
+
+
+def _binary_group_convs(model) -> dict:
+    """Every binary group convolution: name -> input channels per group."""
+    return {layer.name: int(layer.input_shape[-1]) // layer.groups for layer in model.layers
+            if isinstance(layer, lq.layers.QuantConv2D) and layer.groups > 1}
 
 
 COLUMNS = (
