@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo import preprocessing, weights as weights_io  # noqa: E402
+from zoo import preprocessing  # noqa: E402
 from benchmarks.common import machine, save  # noqa: E402
 from benchmarks.inference import measure  # noqa: E402
 from training import datasets  # noqa: E402
@@ -43,10 +43,9 @@ def test_set():
 def evaluate(record, images, labels) -> dict:
     model = zoo.build_model(record.name, weights=DATASET)  # takes raw uint8 images
     top1 = float(np.mean(np.argmax(model.predict(images, batch_size=500, verbose=0), -1) == labels))
-    shipped = record.weights[DATASET].top
     # Profile and export the trained network itself (without the preprocessing wrapper):
     # LCE converts a never-trained one differently (training.export.merged_dilated_convs).
-    bare = zoo.build_model(record.name, weights=weights_io.fetch(shipped.location, shipped.sha256))
+    bare = zoo.build_model(record.name, weights=str(zoo.weights_file(record, DATASET)))
     twin = distinct_batch_norm(zoo.build_float_twin(record.name))  # converts as if trained
     normalise = preprocessing.get(record.weights[DATASET].preprocessing)
     deployed_check = normalise(images[:LCE_CHECK_IMAGES]).numpy()

@@ -7,7 +7,7 @@ import pytest
 
 from training import datasets
 from training.evaluate import evaluate
-from zoo import build_model, list_models, weights as weights_io
+from zoo import build_model, list_models, weights as weights_io, weights_file
 from zoo.weights import WeightsError
 
 SHIPPED = [(r.name, key) for r in list_models() for key, w in r.weights.items()
@@ -60,3 +60,12 @@ def test_evaluate_with_a_named_set_scores_what_predict_on_raw_images_scores(
     assert scored["top1"] == pytest.approx(expected, abs=1e-6)
     with pytest.raises(ValueError, match="trained on fashion_mnist, not mnist"):
         evaluate("mnist", name, key, limit=10)
+
+
+@pytest.mark.parametrize("name, key", SHIPPED[:1])
+def test_weights_file_is_the_verified_shipped_file_and_names_what_exists(name, key):
+    path = weights_file(name, key)
+    recorded = next(r for r in list_models() if r.name == name).weights[key].top.sha256
+    assert weights_io.sha256_of(path) == recorded
+    with pytest.raises(ValueError, match=f"available: '{key}'"):
+        weights_file(name, "imagenet21k")

@@ -100,12 +100,11 @@ def load_teacher(name: str, weights_file: str | None, spec, input_shape,
             f"--teacher {record.name} expects {preprocessing!r} inputs on {spec.name}, the "
             f"student {student_preprocessing!r}; choose a teacher trained on the same inputs.")
     if weights_file is None:
-        named = record.weights.get(spec.name)
-        if named is None:
+        if spec.name not in record.weights:
             raise ValueError(
                 f"--teacher {record.name} has no shipped weights for {spec.name} (it has: "
                 f"{', '.join(record.weights) or 'none'}); pass --teacher-weights FILE.")
-        weights_file = weights_io.fetch(named.top.location, named.top.sha256)
+        weights_file = zoo.weights_file(record, spec.name)
     float_twin = weights_io.saved_for(weights_file) == weights_io.float_twin_name(record.name)
     build = zoo.build_float_twin if float_twin else zoo.build_model
     teacher = build(record.name, input_shape=input_shape, num_classes=spec.num_classes,

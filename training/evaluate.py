@@ -14,7 +14,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zoo  # noqa: E402
-from zoo import weights as weights_io  # noqa: E402
 
 from training import datasets  # noqa: E402
 from training.train import compile_for_classification  # noqa: E402
@@ -30,7 +29,7 @@ def evaluate(dataset: str, model_name: str, weights, *, data_dir=None, batch_siz
         raise ValueError(f"{record.name}'s weights {weights!r} were trained on {named.dataset}, "
                          f"not {spec.name}: evaluate them on {named.dataset}.")
     if named is not None:  # the bare network: the pipeline below applies the preprocessing
-        weights = weights_io.fetch(named.top.location, named.top.sha256)
+        weights = zoo.weights_file(record, weights)
     build = zoo.build_float_twin if float_twin else zoo.build_model
     model = build(record.name, weights=weights, num_classes=spec.num_classes,
                   input_shape=(size, size, spec.input_shape[2]))

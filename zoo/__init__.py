@@ -17,6 +17,7 @@ from zoo.registry import (  # noqa: E402
     entry_point,
     get_record,
     list_models,
+    weights_file,
 )
 from zoo.models import densenet, mobilenet, ubnas  # noqa: E402,F401  (register models)
 from zoo.profile import profile  # noqa: E402
@@ -43,4 +44,5 @@ __all__ = [
     "get_record",
     "list_models",
     "profile",
+    "weights_file",
 ]

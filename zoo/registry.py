@@ -212,6 +212,23 @@ def _resolve_weights(record: ModelRecord, weights, include_top, num_classes, inp
     return named, named.num_classes, input_shape or named.input_shape
 
 
+def weights_file(name, weights: str, *, include_top: bool = True):
+    """The local, checksum-verified file of a named set of weights (downloaded once).
+
+    It holds the bare network's weights: a `raw_input` set's preprocessing is not in it,
+    so load it with `build_model(name, weights=path)` when the pipeline normalises inputs.
+    """
+    record = name if isinstance(name, ModelRecord) else get_record(name)
+    if weights not in record.weights:
+        available = ", ".join(repr(k) for k in record.weights) or "none yet"
+        raise ValueError(f"{record.name} has no weights {weights!r} (available: {available}).")
+    named = record.weights[weights]
+    file = named.top if include_top else named.no_top
+    if file is None:
+        raise ValueError(f"{record.name}: weights={weights!r} have no no-top file.")
+    return weights_io.fetch(file.location, file.sha256)
+
+
 def build_model(
     name: str,
     *,
@@ -249,11 +266,8 @@ def build_model(
         **{**record.config, **config_overrides},
     )
     if named is not None:
-        file = named.top if include_top else named.no_top
-        if file is None:
-            raise ValueError(f"{record.name}: weights={weights!r} have no no-top file.")
-        path = weights_io.fetch(file.location, file.sha256)
-        weights_io.load_into(model, path, record.name)
+        weights_io.load_into(model, weights_file(record, weights, include_top=include_top),
+                             record.name)
         if named.raw_input:
             from zoo.preprocessing import with_preprocessing
 
