@@ -9,7 +9,7 @@ import larq as lq
 import pytest
 
 import zoo
-from zoo import build_model, list_models
+from zoo import build_model, get_record, list_models
 
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
 
@@ -108,3 +108,21 @@ def test_import_after_keras3_tensorflow_explains_the_fix():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "ImportError" in result.stderr and "TF_USE_LEGACY_KERAS=1" in result.stderr
+
+
+def test_zoo_info_prints_the_record_and_larqs_summary(capsys):
+    """`python -m zoo info NAME --summary`: the model card comes from the registry record
+    (weights file, SHA-256, metrics) and the summary from larq; a typo is a usage error."""
+    from zoo.__main__ import main
+
+    record = get_record("BinaryDenseNetTiny")
+    weights = record.weights["fashion_mnist"]
+    main(["info", "binarydensenettiny", "--summary"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("BinaryDenseNetTiny  (")
+    assert weights.top.sha256 in printed and weights.source in printed
+    assert f"top1 {weights.metrics['top1']:.2f}%" in printed
+    assert "Ratio of MACs that are binarized" in printed  # larq's summary
+    with pytest.raises(SystemExit):
+        main(["info", "BinaryDenseNetTinny"])
+    assert "Did you mean: BinaryDenseNetTiny" in capsys.readouterr().err

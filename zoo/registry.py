@@ -151,7 +151,7 @@ def get_record(name: str) -> ModelRecord:
         return _REGISTRY[_LOOKUP[_key(name)]]
     except KeyError:
         close = difflib.get_close_matches(_key(name), list(_LOOKUP), n=3, cutoff=0.5)
-        suggestions = sorted({_LOOKUP[c] for c in close})
+        suggestions = list(dict.fromkeys(_LOOKUP[c] for c in close))  # closest first
         hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
         raise ValueError(
             f"Unknown model {name!r}.{hint} `zoo.list_models()` lists all "
