@@ -8,6 +8,7 @@ import sys
 
 import zoo  # noqa: F401  (Keras 2 before TensorFlow)
 from search.evolution.space import CHANNELS_PER_GROUP, LCE_CHANNELS_PER_GROUP
+from zoo.models.ubnas import EBNAS_OPERATIONS, GROUPED_OPERATIONS, OPERATIONS
 
 
 def common_arguments(p):
@@ -70,6 +71,10 @@ def darts_parser(sub):
     p.add_argument("--arch-lr", type=float, default=3e-4)
     p.add_argument("--max-parameter-free", type=int, default=2)
     p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--operations", nargs="+", default=list(EBNAS_OPERATIONS),
+                   choices=list(OPERATIONS), metavar="OP",
+                   help="what an edge can become (default: EBNAS's %(default)s); add "
+                        f"{' '.join(GROUPED_OPERATIONS)} for grouped binary convolutions")
     p.add_argument("--plain", action="store_true",
                    help="plain binary DARTS: K=1 and no early stopping (the baseline)")
     p.add_argument("--score-epochs", type=int, default=1,

@@ -101,7 +101,44 @@ def test_none_is_never_picked_even_when_strongest():
         alpha[:, 4] = 1.0
         arch.alpha[c].assign(alpha)
     genotype = darts.derive_genotype(arch)
-    assert all(op == darts.PRIMITIVES[4] for c in darts.CELL_TYPES for op, _ in genotype[c])
+    assert all(op == arch.primitives[4] for c in darts.CELL_TYPES for op, _ in genotype[c])
+
+
+def test_a_search_over_grouped_operations_mixes_and_derives_them():
+    """--operations adds alpha columns; a grouped operation is larq's group convolution
+    with half the weights of its full one, and can win an edge."""
+    operations = (*ubnas.EBNAS_OPERATIONS, *ubnas.GROUPED_OPERATIONS)
+    arch = darts.ArchitectureParameters(seed=0, operations=operations)
+    assert arch.alpha["normal"].shape == (darts.EDGES, 1 + len(operations))
+    winner = arch.primitives.index("bconv_5x5_g2")
+    for c in darts.CELL_TYPES:
+        alpha = np.zeros(arch.alpha[c].shape, np.float32)
+        alpha[:, winner] = 1.0
+        arch.alpha[c].assign(alpha)
+    genotype = darts.derive_genotype(arch)
+    assert {op for c in darts.CELL_TYPES for op, _ in genotype[c]} == {"bconv_5x5_g2"}
+
+    inputs = tf.keras.Input((8, 8, 16))
+    mixed = darts.mixed_edge(inputs, 16, 1, 2, arch, "normal", 0)  # 8 of 16 channels mixed
+    convs = [l for l in tf.keras.Model(inputs, mixed).layers
+             if isinstance(l, lq.layers.QuantConv2D)]
+    assert sorted((l.groups, tuple(l.kernel.shape)) for l in convs if l.kernel_size == (5, 5)
+                  and l.dilation_rate == (1, 1)) == [(1, (5, 5, 8, 8)), (2, (5, 5, 4, 8))]
+
+
+@pytest.mark.parametrize("operations, error", [
+    (("bconv_3x3", "none"), "distinct names"),
+    (("bconv_3x3", "conv_7x7"), "distinct names"),
+    (("bconv_3x3", "bconv_3x3"), "distinct names"),
+])
+def test_unknown_or_repeated_search_operations_are_refused(operations, error):
+    with pytest.raises(ValueError, match=error):
+        darts.ArchitectureParameters(operations=operations)
+
+
+def test_a_grouped_operation_on_an_odd_channel_count_says_what_to_change():
+    with pytest.raises(ValueError, match="divisible by 2, got 3"):
+        ubnas.OPERATIONS["bconv_3x3_g2"](tf.keras.Input((8, 8, 3)), 3, 1)
 
 
 def _genotype_with_free_ops(count):

@@ -8,19 +8,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from search.darts.supernet import CELL_TYPES, EDGES, PRIMITIVES  # noqa: E402
+from search.darts.supernet import CELL_TYPES, EDGES  # noqa: E402
 from zoo.models import ubnas  # noqa: E402
 
 
-def plot_alphas(history: list, path) -> None:
-    """softmax(alpha) of every operation on every edge of the normal cell, per epoch."""
+def plot_alphas(history: list, path, primitives) -> None:
+    """softmax(alpha) of every operation (named by `primitives`, alpha's columns) on every
+    edge of the normal cell, per epoch."""
     alphas = np.array([e["alpha"]["normal"] for e in history])  # epochs x edges x ops
     cols = 7
     rows = int(np.ceil(EDGES / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), sharey=True)
     epochs = [e["epoch"] for e in history]
     for edge, ax in enumerate(axes.flat):
-        for op, name in enumerate(PRIMITIVES):
+        for op, name in enumerate(primitives):
             ax.plot(epochs, alphas[:, edge, op], label=name)
         ax.set_title(f"edge {edge}", fontsize=9)
     axes.flat[0].legend(fontsize=6)

@@ -19,6 +19,7 @@ import tensorflow as tf
 from search import data
 from search.darts.early_stopping import EarlyStopping
 from search.darts.supernet import CELL_TYPES, build_supernet, derive_genotype
+from zoo.models import ubnas
 
 
 @dataclass
@@ -37,6 +38,7 @@ class DartsConfig:
     max_parameter_free: Optional[int] = 2  # None: rule off
     patience: Optional[int] = 3  # None: rule off
     seed: int = 0
+    operations: tuple = ubnas.EBNAS_OPERATIONS  # what an edge can become (zoo.models.ubnas)
 
 
 class BilevelSearch:
@@ -45,7 +47,7 @@ class BilevelSearch:
         self.model, self.arch = build_supernet(
             input_shape, num_classes, layers_count=config.layers_count,
             channels=config.channels, k_normal=config.k_normal, k_reduce=config.k_reduce,
-            stem_strides=config.stem_strides, seed=config.seed)
+            stem_strides=config.stem_strides, seed=config.seed, operations=config.operations)
         arch_refs = {v.ref() for v in self.arch.variables_list()}
         self.arch_variables = self.arch.variables_list()
         self.weight_variables = [v for v in self.model.trainable_variables if v.ref() not in arch_refs]

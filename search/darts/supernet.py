@@ -13,20 +13,30 @@ import tensorflow as tf
 
 from zoo.models import ubnas
 
-PRIMITIVES = ("none", *ubnas.OPERATIONS)  # "none" exists only in the search
 CELL_TYPES = ("normal", "reduce")
 EDGES = sum(node + 2 for node in range(ubnas.NODES))  # 14
+
+
+def primitives(operations=ubnas.EBNAS_OPERATIONS) -> tuple:
+    """The columns of alpha: "none" (it exists only in the search), then the operations."""
+    unknown = [op for op in operations if op not in ubnas.OPERATIONS]
+    if unknown or not operations or len(set(operations)) != len(operations):
+        raise ValueError(f"search operations must be distinct names from "
+                         f"{sorted(ubnas.OPERATIONS)}; got {list(operations)}.")
+    return ("none", *operations)
 
 
 class ArchitectureParameters(tf.keras.layers.Layer):
     """alpha (edge x operation) and beta (edge) for each cell type, shared by all cells."""
 
-    def __init__(self, seed=0, **kwargs):
+    def __init__(self, seed=0, operations=ubnas.EBNAS_OPERATIONS, **kwargs):
         super().__init__(name="architecture", **kwargs)
+        self.primitives = primitives(operations)
+
         def init(offset):  # alpha ~ 1e-3 N(0, 1), a distinct stream per tensor
             return tf.keras.initializers.RandomNormal(stddev=1e-3, seed=seed * 4 + offset)
 
-        self.alpha = {c: self.add_weight(f"alpha_{c}", (EDGES, len(PRIMITIVES)), initializer=init(i))
+        self.alpha = {c: self.add_weight(f"alpha_{c}", (EDGES, len(self.primitives)), initializer=init(i))
                       for i, c in enumerate(CELL_TYPES)}
         self.beta = {c: self.add_weight(f"beta_{c}", (EDGES,), initializer=init(2 + i))
                      for i, c in enumerate(CELL_TYPES)}
@@ -98,7 +108,7 @@ def mixed_edge(x, channels, strides, k, arch, cell_type, edge):
     """Partial-channel mixed operation: 1/k of the channels through every operation."""
     part = channels // k
     selected = Slice(0, part)(x) if k > 1 else x
-    outputs = [ubnas.OPERATIONS[name](selected, part, strides) for name in PRIMITIVES[1:]]
+    outputs = [ubnas.OPERATIONS[name](selected, part, strides) for name in arch.primitives[1:]]
     mixed = WeightedSum(arch, "alpha", cell_type, edge, skip_first=True)(outputs)
     if k == 1:
         return mixed
@@ -127,8 +137,8 @@ def search_cell_builder(arch, k_normal, k_reduce):
 
 
 def build_supernet(input_shape, num_classes, *, layers_count, channels, k_normal, k_reduce,
-                   stem_strides=1, seed=0):
-    arch = ArchitectureParameters(seed=seed)
+                   stem_strides=1, seed=0, operations=ubnas.EBNAS_OPERATIONS):
+    arch = ArchitectureParameters(seed=seed, operations=operations)
     model = ubnas.ubnas(input_shape=input_shape, num_classes=num_classes, include_top=True,
                         name="darts_supernet", layers_count=layers_count, channels=channels,
                         stem_strides=stem_strides,
@@ -151,7 +161,7 @@ def derive_genotype(arch) -> dict:
             for source in range(count):
                 row = alpha[start + source]
                 best_op = 1 + int(np.argmax(row[1:]))
-                strength.append((row[best_op] * node_beta[source], source, PRIMITIVES[best_op]))
+                strength.append((row[best_op] * node_beta[source], source, arch.primitives[best_op]))
             for _, source, op in sorted(strength, reverse=True)[:ubnas.EDGES_PER_NODE]:
                 edges.append([op, source])
             start += count

@@ -69,7 +69,7 @@ class DartsTuner(base_tuner.BaseTuner):
                    "epochs_run": len(result["epochs"]), "stopped": result["stopped"],
                    "config": result["config"]}
         (trial_dir / "result.json").write_text(json.dumps(summary, indent=1))
-        plots.plot_alphas(result["epochs"], trial_dir / "alphas.png")
+        plots.plot_alphas(result["epochs"], trial_dir / "alphas.png", search.arch.primitives)
         plots.draw_cells(result["genotype"], trial_dir / "cells.png")
         plots.plot_curve(result["epochs"], trial_dir / "search_curve.png")
         print(f"[trial {trial.trial_id}] genotype val acc {100 * accuracy:.2f}% after "
@@ -115,7 +115,8 @@ def run_darts(args) -> dict:
                        k_reduce=1 if args.plain else args.k_reduce,
                        warmup_epochs=args.warmup_epochs, arch_lr=args.arch_lr,
                        max_parameter_free=None if args.plain else args.max_parameter_free,
-                       patience=None if args.plain else args.patience, seed=args.seed)
+                       patience=None if args.plain else args.patience, seed=args.seed,
+                       operations=tuple(args.operations))
     project = "darts_plain" if args.plain else "darts"
     check_readable(output_dir, project)
     check_same_settings(output_dir / project, search_settings(args, base),

@@ -37,7 +37,7 @@ def _skip(x, channels, strides):
     return tf.keras.layers.AveragePooling2D(strides, padding="same")(x)
 
 
-def _binary_conv(kernel_size, dilation=1):
+def _binary_conv(kernel_size, dilation=1, groups=1):
     """Residual binary module x + BN(bconv(ApproxSign(BN(x)))), pooled shortcut at stride 2.
 
     Keras cannot stride a dilated convolution, so a strided dilated operation pools 2x2
@@ -45,11 +45,15 @@ def _binary_conv(kernel_size, dilation=1):
     """
 
     def op(x, channels, strides):
+        if channels % groups:
+            raise ValueError(f"a binary convolution in {groups} groups needs a channel count "
+                             f"divisible by {groups}, got {channels}; choose --channels (and "
+                             "in the search K) so that every edge's channels divide.")
         if dilation > 1 and strides > 1:
             x = tf.keras.layers.AveragePooling2D(strides, padding="same")(x)
             strides = 1
         conv = layers.binary_conv(channels, kernel_size, QUANT, strides=strides,
-                                  dilation_rate=dilation)
+                                  dilation_rate=dilation, groups=groups)
         return layers.binary_residual(x, conv, strides=strides)
 
     return op
@@ -63,8 +67,17 @@ OPERATIONS = {
     "bconv_5x5": _binary_conv(5),
     "dil_bconv_3x3": _binary_conv(3, dilation=2),
     "dil_bconv_5x5": _binary_conv(5, dilation=2),
+    # Grouped variants: half the binary MACs and weights. Larq Compute Engine runs a
+    # binary group convolution as binary only with 32k input channels per group
+    # (zoo.profile.lce_float_group_convs), so at UBNAS widths these deploy in float.
+    "bconv_3x3_g2": _binary_conv(3, groups=2),
+    "bconv_5x5_g2": _binary_conv(5, groups=2),
 }
 PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
+# The search space of EBNAS / UBNAS, which `python -m search darts` searches by default.
+EBNAS_OPERATIONS = ("skip_connect", "max_pool_3x3", "avg_pool_3x3", "bconv_3x3", "bconv_5x5",
+                    "dil_bconv_3x3", "dil_bconv_5x5")
+GROUPED_OPERATIONS = ("bconv_3x3_g2", "bconv_5x5_g2")
 
 
 class GenotypeError(ValueError):
