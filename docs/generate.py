@@ -157,12 +157,13 @@ def darts_operations_section(data):
              f"x {a['channels']} channels, stem stride {a['stem_strides']}; {a['train_examples']} "
              f"training and {a['val_examples']} validation images; budget {a['epochs']} epochs; "
              f"each genotype retrained {a['retrain_epochs']} epochs from scratch.", "",
-             "| operations | seed | retrained val acc (%) | binary MACs (M) | grouped edges | epochs run | CPU s | stopped because |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| operations | seed | retrained val acc (%) | binary MACs (M) | grouped edges | epochs run | CPU s | CPU s per epoch | stopped because |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in data["runs"]:
         lines.append(f"| {r['search']} | {r['seed']} | {100 * r['retrained_val_accuracy']:.2f} | "
                      f"{r['binary_macs'] / 1e6:.2f} | {r['grouped_edges']} | {r['epochs_run']} | "
-                     f"{r['cpu_seconds']:.0f} | {r['stopped'] or '-'} |")
+                     f"{r['cpu_seconds']:.0f} | {r['cpu_seconds'] / r['epochs_run']:.0f} | "
+                     f"{r['stopped'] or '-'} |")
     by_seed = {}
     for r in data["runs"]:
         by_seed.setdefault(r["seed"], {})[r["search"]] = r["retrained_val_accuracy"]
