@@ -69,7 +69,8 @@ OPERATIONS = {
     "dil_bconv_5x5": _binary_conv(5, dilation=2),
     # Grouped variants: half the binary MACs and weights. Larq Compute Engine runs a
     # binary group convolution as binary only with 32k input channels per group
-    # (zoo.profile.lce_float_group_convs), so at UBNAS widths these deploy in float.
+    # (zoo.profile.lce_float_group_convs), so at UBNAS widths these deploy in float. Not
+    # in the default search space: benchmarks/darts_operations.py found they do not help.
     "bconv_3x3_g2": _binary_conv(3, groups=2),
     "bconv_5x5_g2": _binary_conv(5, groups=2),
 }
