@@ -47,21 +47,34 @@ def search_and_score(name, config: DartsConfig, train, val, retrain_epochs) -> d
             "retrained_val_accuracy": accuracy, "binary_macs": zoo.profile(derived).binary_macs}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def search_benchmark_parser(description, *, output, examples, channels, stem_strides):
+    """The options every search-against-search benchmark shares: data, supernet size,
+    epochs budget, retraining, results file."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--train-examples", type=int, default=1024)
-    parser.add_argument("--val-examples", type=int, default=1024)
+    parser.add_argument("--train-examples", type=int, default=examples)
+    parser.add_argument("--val-examples", type=int, default=examples)
     parser.add_argument("--retrain-epochs", type=int, default=3)
     parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--stem-strides", type=int, default=1, choices=(1, 2))
-    parser.add_argument("--output", default="darts_cost", help="results file name")
-    args = parser.parse_args(argv)
+    parser.add_argument("--channels", type=int, default=channels)
+    parser.add_argument("--stem-strides", type=int, default=stem_strides, choices=(1, 2))
+    parser.add_argument("--output", default=output, help="results file name")
+    return parser
+
+
+def data_and_base_config(args):
+    """Fashion-MNIST train/validation arrays and our search settings at the given size."""
     train, val = train_val_arrays("fashion_mnist", train_examples=args.train_examples,
                                   val_examples=args.val_examples)
     base = DartsConfig(epochs=args.epochs, warmup_epochs=1, layers_count=args.layers,
                        channels=args.channels, stem_strides=args.stem_strides)
+    return train, val, base
+
+
+def main(argv=None):
+    args = search_benchmark_parser(__doc__.splitlines()[0], output="darts_cost", examples=1024,
+                                   channels=8, stem_strides=1).parse_args(argv)
+    train, val, base = data_and_base_config(args)
     settings = {
         "ours": base,
         "plain": replace(base, k_normal=1, k_reduce=1, max_parameter_free=None, patience=None),

@@ -9,7 +9,6 @@ recipe. Reports retrained accuracy, binary MACs (larq) of the derived network, h
 grouped operations it holds, and CPU seconds. Results: benchmarks/results/darts_operations.json.
 """
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import zoo  # noqa: E402,F401
 
 from benchmarks.common import machine, save  # noqa: E402
-from benchmarks.darts_cost import search_and_score  # noqa: E402
-from search.darts.search import DartsConfig  # noqa: E402
-from search.data import train_val_arrays  # noqa: E402
+from benchmarks.darts_cost import (  # noqa: E402
+    data_and_base_config, search_and_score, search_benchmark_parser)
 from zoo.models import ubnas  # noqa: E402
 
 SEARCHES = {"ebnas": ubnas.EBNAS_OPERATIONS,
@@ -29,21 +27,11 @@ SEARCHES = {"ebnas": ubnas.EBNAS_OPERATIONS,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = search_benchmark_parser(__doc__.splitlines()[0], output="darts_operations",
+                                     examples=2048, channels=16, stem_strides=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--train-examples", type=int, default=2048)
-    parser.add_argument("--val-examples", type=int, default=2048)
-    parser.add_argument("--retrain-epochs", type=int, default=3)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--stem-strides", type=int, default=2, choices=(1, 2))
-    parser.add_argument("--output", default="darts_operations", help="results file name")
     args = parser.parse_args(argv)
-    train, val = train_val_arrays("fashion_mnist", train_examples=args.train_examples,
-                                  val_examples=args.val_examples)
-    base = DartsConfig(epochs=args.epochs, warmup_epochs=1, layers_count=args.layers,
-                       channels=args.channels, stem_strides=args.stem_strides)
+    train, val, base = data_and_base_config(args)
     runs = []
     for seed in args.seeds:
         for name, operations in SEARCHES.items():
