@@ -28,7 +28,7 @@ def test_every_binarized_input_is_mostly_inside_the_gradient_window(name):
 
 def test_lce_float_group_convs_names_the_groups_lce_cannot_run_in_binary():
     """LCE's bconv takes a group convolution only with 32k input channels per group."""
-    from zoo.profile import lce_float_group_convs
+    from zoo.profile import lce_float_group_convs, lce_reference_only_group_convs
 
     depthwise = lce_float_group_convs(build_model("BinaryMobileNet-Depthwise"))
     assert sorted(depthwise.values()) == [1] * 13
@@ -37,8 +37,6 @@ def test_lce_float_group_convs_names_the_groups_lce_cannot_run_in_binary():
     groups = [1, 1, 2, 1, 4, 2, 8, 4, 2, 1, 8, 4, 32]
     mixed = build_model("BinaryMobileNet-Depthwise", groups=groups)
     assert list(lce_float_group_convs(mixed).values()) == [16]
-    from zoo.profile import lce_reference_only_group_convs
-
     assert sorted(lce_reference_only_group_convs(mixed).values()) == [32] * 4 + [64] * 3 + [128]
 
 
@@ -87,14 +85,15 @@ def test_binary_conv_spanning_more_than_its_input_still_computes_zero_padding(
     ours, larqs = _same_weights_pair(kernel, dilation, size, groups, strides)
     assert ours.corrects_padding
     x = tf.constant(np.random.default_rng(0).standard_normal((4, size, size, 8)), tf.float32)
-    grads = []
+    outputs, grads = [], []
     for layer in (ours, larqs):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x)
             loss = tf.reduce_sum(y * tf.range(tf.size(y), dtype=tf.float32)[: y.shape[-1]])
+        outputs.append(y)
         grads.append(tape.gradient(loss, [x, layer.kernel]))
-        np.testing.assert_allclose(y, larqs(x), atol=1e-4)
+    np.testing.assert_allclose(*outputs, atol=1e-4)
     for ours_grad, larqs_grad in zip(*grads):
         np.testing.assert_allclose(ours_grad, larqs_grad, atol=1e-4)
 

@@ -75,10 +75,9 @@ OPERATIONS = {
     "bconv_5x5_g2": _binary_conv(5, groups=2),
 }
 PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
-# The search space of EBNAS / UBNAS, which `python -m search darts` searches by default.
-EBNAS_OPERATIONS = ("skip_connect", "max_pool_3x3", "avg_pool_3x3", "bconv_3x3", "bconv_5x5",
-                    "dil_bconv_3x3", "dil_bconv_5x5")
 GROUPED_OPERATIONS = ("bconv_3x3_g2", "bconv_5x5_g2")
+# The search space of EBNAS / UBNAS, which `python -m search darts` searches by default.
+EBNAS_OPERATIONS = tuple(op for op in OPERATIONS if op not in GROUPED_OPERATIONS)
 
 
 class GenotypeError(ValueError):
