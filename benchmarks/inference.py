@@ -20,12 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zoo  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import load, machine, save  # noqa: E402
-from training.export import (  # noqa: E402
-    distinct_batch_norm, export_tflite, flatbuffer_op_counts, lce_latency_ms, lce_predict)
+from training.export import distinct_batch_norm, flatbuffer_report  # noqa: E402
 
 CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
     (r.name, tuple(r.default_input_shape), r.default_num_classes)
@@ -34,23 +32,9 @@ CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
 
 
 def measure(model, repeats: int, images=None) -> dict:
-    """Size, convolution counts and latency of the model's flatbuffer; with `images` (as the
-    model takes them), also how often its class agrees with the Keras model's."""
+    """`training.export.flatbuffer_report` on a temporary flatbuffer."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.tflite"
-        size = export_tflite(model, path)
-        ops = flatbuffer_op_counts(path.read_bytes())
-        measured = {"bytes": size,
-                    "binary_convs": ops.get("LceBconv2d", 0),
-                    "float_convs": ops.get("CONV_2D", 0) + ops.get("DEPTHWISE_CONV_2D", 0),
-                    "latency_ms_1_thread": lce_latency_ms(path, 1, repeats),
-                    "latency_ms_2_threads": lce_latency_ms(path, 2, repeats)}
-        if images is not None:
-            deployed = lce_predict(path, images).argmax(-1)
-            keras = model.predict(images, batch_size=500, verbose=0).argmax(-1)
-            measured.update(lce_agreement=float(np.mean(deployed == keras)),
-                            agreement_images=len(images))
-        return measured
+        return flatbuffer_report(model, Path(tmp) / "model.tflite", repeats=repeats, images=images)
 
 
 def main(argv=None):

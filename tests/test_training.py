@@ -74,6 +74,7 @@ def test_fashion_mnist_one_epoch_learns(tmp_path):
     metrics = _metrics(out)
     assert metrics["final"]["top1"] >= 0.70, metrics["final"]
     assert metrics["tflite"]["bytes"] == (out / "BinaryDenseNetTiny.tflite").stat().st_size > 0
+    assert metrics["tflite"]["lce_agreement"] >= 0.99, metrics["tflite"]  # checked on 1000
     scored = evaluate("fashion_mnist", "BinaryDenseNetTiny", str(out / "final.h5"))
     assert abs(scored["top1"] - metrics["final"]["top1"]) < 1e-6
     _check_packaging(out, metrics, tmp_path)

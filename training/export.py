@@ -1,12 +1,25 @@
-"""Export to a Larq Compute Engine (TFLite) flatbuffer, and time it with LCE's interpreter;
-convert between a model's training form and its deployable one (what LCE and shipped
-weights hold)."""
+"""Export to a Larq Compute Engine (TFLite) flatbuffer, check it against Keras and time it
+with LCE's interpreter; convert between a model's training form and its deployable one
+(what LCE and shipped weights hold).
 
+    python training/export.py UBNAS-A --weights fashion_mnist --output ubnas-a.tflite
+
+writes the flatbuffer and beside it a JSON card (input and its preprocessing, checksums,
+the convolutions LCE runs in binary and in float, latency, agreement with Keras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
 
 
 def deployable_model(trained, model_config: dict):
@@ -185,3 +198,145 @@ def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20) -> floa
         interpreter.predict(image)
         times.append(1000 * (time.perf_counter() - start))
     return float(np.median(times))
+
+
+def flatbuffer_report(model, path, *, repeats: int = 20, images=None) -> dict:
+    """Export `model` to `path` and measure what a device gets: size, the convolutions LCE
+    runs in binary and in float, latency at 1 and 2 threads (median of `repeats`), and,
+    given `images` as the model takes them, the share it classifies as Keras does."""
+    size = export_tflite(model, path)
+    ops = flatbuffer_op_counts(Path(path).read_bytes())
+    report = {"bytes": size,
+              "binary_convs": ops.get("LceBconv2d", 0),
+              "float_convs": ops.get("CONV_2D", 0) + ops.get("DEPTHWISE_CONV_2D", 0),
+              "latency_ms_1_thread": lce_latency_ms(path, 1, repeats),
+              "latency_ms_2_threads": lce_latency_ms(path, 2, repeats)}
+    if images is not None:
+        deployed = lce_predict(path, images).argmax(-1)
+        keras = model.predict(images, batch_size=500, verbose=0).argmax(-1)
+        report.update(lce_agreement=float(np.mean(deployed == keras)),
+                      agreement_images=len(images))
+    return report
+
+
+CHECK_IMAGES = 1000  # test images a flatbuffer must classify as Keras does
+MIN_AGREEMENT = 0.99
+
+
+DISAGREES = ("the flatbuffer classifies test images unlike the Keras model: the conversion "
+             "changed what the network computes.")
+
+
+def check_images(dataset: str, preprocessing: str, count: int = CHECK_IMAGES, data_dir=None,
+                 image_size=None) -> np.ndarray:
+    """The first `count` test images of `dataset`, normalised as the bare network takes them."""
+    from training import datasets
+
+    spec = datasets.get_spec(dataset)
+    test = datasets.pipeline(
+        datasets.load_split(spec, spec.test_split, data_dir), spec, training=False,
+        batch_size=count, preprocessing_name=preprocessing, limit=count, cache=False,
+        image_size=image_size)
+    return next(iter(test))[0].numpy()
+
+
+def export_model(name: str, output, *, weights=None, model_config=None, float_twin=False,
+                 dataset=None, check_count: int = 1000, repeats: int = 20, data_dir=None) -> dict:
+    """Build a model (named weights, a weights file, or none), export its deployable network
+    to `output`, check the flatbuffer against Keras and write the JSON card beside it.
+
+    The flatbuffer holds the bare network: it takes images normalised by the card's
+    `preprocessing` (a named set's own; `model.predict` applies it, a device must too).
+    """
+    import zoo
+    from training import datasets
+    from zoo import weights as weights_io
+
+    record = zoo.get_record(name)
+    model_config = dict(model_config or {})
+    named = record.weights.get(weights) if isinstance(weights, str) else None
+    if named is not None:
+        if dataset is not None and dataset != named.dataset:
+            raise ValueError(f"{record.name}'s weights {weights!r} were trained on "
+                             f"{named.dataset}; check them on it, not on {dataset}.")
+        dataset, weights_path = named.dataset, zoo.weights_file(record, weights)
+    elif weights is not None and not Path(weights).is_file():
+        available = ", ".join(repr(k) for k in record.weights) or "none yet"
+        raise ValueError(f"--weights {weights!r} is neither a file nor a named set of "
+                         f"{record.name} (available: {available}).")
+    else:
+        weights_path = weights
+    build = zoo.build_float_twin if float_twin else zoo.build_model
+    shape = dict(input_shape=named.input_shape, num_classes=named.num_classes) if named else {}
+    model = build(record.name, weights=weights_path, **shape, **model_config)
+    if weights_path is None:
+        print(f"warning: {record.name} has random weights; a never-trained network converts "
+              "unlike a trained one (see merged_dilated_convs). Pass --weights.",
+              file=sys.stderr)
+    deployable = deployable_model(model, model_config)
+    preprocessing = images = None
+    if dataset is not None:
+        preprocessing = datasets.preprocessing_for(record, datasets.get_spec(dataset))
+        if check_count > 0:
+            images = check_images(dataset, preprocessing, check_count, data_dir)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    card = {"model": record.name, "float_twin": float_twin, "model_config": model_config,
+            "weights": str(weights) if weights is not None else None,
+            "weights_sha256": weights_io.sha256_of(weights_path) if weights_path else None,
+            "input_shape": list(deployable.input_shape[1:]),
+            "num_classes": int(deployable.output_shape[-1]),
+            "preprocessing": preprocessing,
+            "check_dataset": dataset if images is not None else None,
+            **flatbuffer_report(deployable, output, repeats=repeats, images=images)}
+    card["sha256"] = weights_io.sha256_of(output)
+    output.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def main(argv=None):
+    from training import datasets
+
+    parser = argparse.ArgumentParser(prog="python training/export.py",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a registered name or alias")
+    parser.add_argument("--weights", help="a named set (e.g. fashion_mnist) or a weights file")
+    parser.add_argument("--output", help="the .tflite file (default: MODEL.tflite)")
+    parser.add_argument("--model-config", type=json.loads, default={},
+                        help='configuration overrides as JSON, e.g. \'{"form": "masked"}\' '
+                             "for a run trained in BinaryMobileNet's masked form")
+    parser.add_argument("--float-twin", action="store_true",
+                        help="the network without quantizers (weights of a --float-twin run)")
+    parser.add_argument("--dataset", choices=sorted(datasets.DATASETS),
+                        help="check the flatbuffer on this test set (default: the named "
+                             "weights' data set)")
+    parser.add_argument("--check-images", type=int, default=CHECK_IMAGES,
+                        help="test images the flatbuffer must classify as Keras does (0: skip)")
+    parser.add_argument("--repeats", type=int, default=20, help="latency runs per thread count")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    output = args.output or f"{args.model}.tflite"
+    try:
+        card = export_model(args.model, output, weights=args.weights,
+                            model_config=args.model_config, float_twin=args.float_twin,
+                            dataset=args.dataset, check_count=args.check_images,
+                            repeats=args.repeats, data_dir=args.data_dir)
+    except (datasets.DatasetMissingError, ValueError, TypeError) as error:
+        sys.exit(f"error: {error}")
+    print(f"{output}: {card['bytes'] / 1024:.0f} KB, {card['binary_convs']} binary and "
+          f"{card['float_convs']} float convolutions in LCE; "
+          f"{card['latency_ms_1_thread']:.2f} / {card['latency_ms_2_threads']:.2f} ms per image "
+          "(1 / 2 threads, this machine's x86 interpreter)")
+    print(f"input {card['input_shape']} float32"
+          + (f", normalised by {card['preprocessing']!r} (zoo.preprocessing)"
+             if card["preprocessing"] else ""))
+    if "lce_agreement" in card:
+        print(f"LCE = Keras on {100 * card['lce_agreement']:.1f}% of {card['agreement_images']} "
+              f"{card['check_dataset']} test images")
+        if card["lce_agreement"] < MIN_AGREEMENT:
+            sys.exit(f"error: {DISAGREES}")
+    print(f"card: {Path(output).with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -231,7 +231,12 @@ def run(args) -> dict:
         path = output_dir / f"{record.name}.tflite"
         with networks():
             deployable = export.deployable_model(network, args.model_config)
-        summary["tflite"] = {"path": path.name, "bytes": export.export_tflite(deployable, path)}
+        images = export.check_images(spec.name, preprocessing, data_dir=args.data_dir,
+                                     image_size=size)
+        summary["tflite"] = {"path": path.name,
+                             **export.flatbuffer_report(deployable, path, images=images)}
+        if summary["tflite"]["lce_agreement"] < export.MIN_AGREEMENT:
+            print(f"warning: {export.DISAGREES}", file=sys.stderr)
     report.write_json(output_dir / "metrics.json", summary)
     report.plot_curves(summary["epochs"], output_dir / "curves.png", f"{weights_name} on {spec.name}")
     print(f"{weights_name} on {spec.name}: top-1 {100 * top1:.2f}%, top-5 {100 * top5:.2f}% "
