@@ -126,3 +126,24 @@ def test_zoo_info_prints_the_record_and_larqs_summary(capsys):
     with pytest.raises(SystemExit):
         main(["info", "BinaryDenseNetTinny"])
     assert "Did you mean: BinaryDenseNetTiny" in capsys.readouterr().err
+
+
+def test_list_models_filters_by_pattern_family_and_pretrained_weights():
+    names = [r.name for r in list_models("binarydensenet3*")]
+    assert names == ["BinaryDenseNet37", "BinaryDenseNet37Dilated"], names
+    assert {r.family for r in list_models(family="UBNAS")} == {"UBNAS"}
+    assert {r.name for r in list_models(pretrained="fashion_mnist")} == {
+        r.name for r in list_models() if "fashion_mnist" in r.weights}
+    with_any = list_models(pretrained=True)
+    assert 0 < len(with_any) < len(list_models()) and all(r.weights for r in with_any)
+    assert list_models("*Dilated*", pretrained="imagenet")[0].name == "BinaryDenseNet37Dilated"
+    with pytest.raises(ValueError, match="Unknown family 'Resnet'; families: "):
+        list_models(family="Resnet")
+
+
+def test_zoo_list_refuses_a_filter_that_matches_nothing(capsys):
+    from zoo.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["list", "NoSuchNet*"])
+    assert "no registered model matches" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""`python -m zoo list [--markdown] [--family F]`: the model table, computed by larq.
+"""`python -m zoo list [PATTERN] [--family F] [--pretrained [KEY]] [--markdown]`: the model
+table, computed by larq.
 `python -m zoo info NAME [--summary]`: one record (configuration, every weights set with
 its checksum, metrics and the command that made it), and larq's layer summary."""
 
@@ -40,7 +41,11 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="print every registered model and its costs")
     listing.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    listing.add_argument("pattern", nargs="?",
+                         help="only names matching this shell pattern, e.g. 'BinaryDenseNet*'")
     listing.add_argument("--family", help="only this family")
+    listing.add_argument("--pretrained", nargs="?", const=True, metavar="KEY",
+                         help="only models with weights (with this named set, e.g. imagenet)")
     info = sub.add_parser("info", help="print one model's record and weights")
     info.add_argument("name", help="a registered name or alias (case-insensitive)")
     info.add_argument("--summary", action="store_true",
@@ -57,9 +62,12 @@ def main(argv=None):
 
             lq.models.summary(build_model(record.name))
         return
-    records = list_models(args.family)
+    try:
+        records = list_models(args.pattern, family=args.family, pretrained=args.pretrained)
+    except ValueError as error:
+        parser.error(str(error))
     if not records:
-        parser.error(f"no models in family {args.family!r}")
+        parser.error("no registered model matches; `python -m zoo list` lists them all")
     print(model_table(records, markdown=args.markdown))
 
 

@@ -7,6 +7,7 @@ record's builder and configuration, and loads weights through `zoo.weights`.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -139,9 +140,25 @@ def register(record: ModelRecord) -> ModelRecord:
     return record
 
 
-def list_models(family: Optional[str] = None) -> list[ModelRecord]:
-    """The registered records, in registration order, optionally of one family."""
-    return [r for r in _REGISTRY.values() if family is None or r.family == family]
+def list_models(pattern: Optional[str] = None, *, family: Optional[str] = None,
+                pretrained=None) -> list[ModelRecord]:
+    """The registered records, in registration order, filtered as timm's `list_models`.
+
+    `pattern` is a shell-style name pattern, case-insensitive ("BinaryDenseNet3*",
+    "*dilated*"); `family` a family name; `pretrained` True for models with any weights,
+    or a weights key ("imagenet", "fashion_mnist") for models with that set.
+    """
+    if family is not None and family not in {r.family for r in _REGISTRY.values()}:
+        families = sorted({r.family for r in _REGISTRY.values()})
+        raise ValueError(f"Unknown family {family!r}; families: {', '.join(families)}.")
+
+    def wanted(record):
+        return ((pattern is None or fnmatch.fnmatch(record.name.lower(), pattern.lower()))
+                and (family is None or record.family == family)
+                and (not pretrained or (bool(record.weights) if pretrained is True
+                                        else pretrained in record.weights)))
+
+    return [r for r in _REGISTRY.values() if wanted(r)]
 
 
 def get_record(name: str) -> ModelRecord:
