@@ -56,6 +56,7 @@ def test_masked_network_architecture_round_trips_through_keras_json():
 
 SPANS_MORE_THAN_THE_INPUT = [  # (kernel, dilation, input size, groups, strides)
     (5, 2, 7, 1, 1),  # UBNAS-A's dilated 5x5 in its 7x7 stage
+    (5, 2, 4, 1, 1),  # ... and in its 4x4 stage, where only its inner 3x3 taps reach the input
     (3, 1, 2, 1, 1),
     (3, 1, 2, 1, 2),
 ]
@@ -98,25 +99,52 @@ def test_binary_conv_spanning_more_than_its_input_still_computes_zero_padding(
         np.testing.assert_allclose(ours_grad, larqs_grad, atol=1e-4)
 
 
+@pytest.mark.parametrize("kernel, dilation, size, applied", [
+    (5, 2, 4, 3), (5, 2, 7, 5), (5, 2, 3, 3), (3, 1, 1, 1), (5, 1, 4, 5), (3, 2, 2, 1)])
+def test_a_binary_conv_applies_only_the_taps_that_reach_its_input(kernel, dilation, size,
+                                                                  applied):
+    """The skipped taps only ever multiply zero padding: larq's convolution gives them no
+    gradient either (the outputs are compared in the test above)."""
+    ours, larqs = _same_weights_pair(kernel, dilation, size, 1, 1)
+    assert [len(range(kernel)[taps]) for taps in ours.taps] == [applied, applied]
+    x = tf.constant(np.random.default_rng(0).standard_normal((2, size, size, 8)), tf.float32)
+    outputs, grads = [], []
+    for layer in (ours, larqs):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(y * y)
+        outputs.append(y)
+        grads.append(tape.gradient(loss, layer.kernel))
+    np.testing.assert_allclose(*outputs, atol=1e-4)
+    np.testing.assert_allclose(*grads, atol=1e-3)
+    outside = np.ones(ours.kernel.shape, bool)
+    outside[ours.taps] = False
+    assert np.all(grads[0].numpy()[outside] == 0) and np.any(grads[0].numpy()[~outside] != 0)
+
+
 @pytest.mark.parametrize("kernel, dilation, size, groups", [(5, 2, 9, 1), (3, 1, 2, 2)])
 def test_a_binary_conv_inside_its_input_or_grouped_is_larqs_own(kernel, dilation, size, groups):
     ours, _ = _same_weights_pair(kernel, dilation, size, groups, 1)
     assert not ours.corrects_padding and ours.pad_values == 0.0
 
 
-@pytest.mark.parametrize("size, kernel, dilation", [(7, 5, 2), (1, 3, 1)])
-def test_lce_computes_a_binary_conv_on_a_smaller_map_as_keras_does(size, kernel, dilation):
+@pytest.mark.parametrize("size, kernel, dilation, strides",
+                         [(7, 5, 2, 1), (4, 5, 2, 1), (2, 3, 1, 2), (1, 3, 1, 1)])
+def test_lce_computes_a_binary_conv_on_a_smaller_map_as_keras_does(size, kernel, dilation,
+                                                                   strides):
     """LCE's zero-padding correction was wrong there (half the outputs of a dilated 5x5
-    on 7x7 maps, off by up to 100); the layer keeps it a binary convolution. On 1x1 maps
-    the subtracted constant is one per channel, and LCE folds it into the bias."""
+    on 7x7 maps, off by up to 100); the layer keeps it a binary convolution, also with its
+    kernel cut to the taps that reach the input (4x4: a dilated 3x3; 1x1: a 1x1 kernel).
+    On a 1x1 output the subtracted constant is one per channel, folded into the bias."""
     import larq_compute_engine as lce
 
     from training.export import distinct_batch_norm, flatbuffer_op_counts
     from zoo.quantizers import APPROX_SIGN
 
     inputs = tf.keras.Input((size, size, 32))
-    conv = layers.binary_conv(32, kernel, APPROX_SIGN, dilation_rate=dilation)
-    model = distinct_batch_norm(tf.keras.Model(inputs, layers.binary_residual(inputs, conv)))
+    conv = layers.binary_conv(32, kernel, APPROX_SIGN, dilation_rate=dilation, strides=strides)
+    model = distinct_batch_norm(
+        tf.keras.Model(inputs, layers.binary_residual(inputs, conv, strides=strides)))
     conv.kernel.assign(np.random.default_rng(1).standard_normal(conv.kernel.shape))
     flatbuffer = lce.convert_keras_model(model)
     assert flatbuffer_op_counts(flatbuffer).get("LceBconv2d") == 1

@@ -45,40 +45,55 @@ def binary_conv(
 @tf.keras.utils.register_keras_serializable(package="zoo")
 class BinaryConv2D(lq.layers.QuantConv2D):
     """larq's QuantConv2D with zero 'same' padding, exact in Larq Compute Engine also where
-    the (dilated) kernel spans more than the input.
+    the (dilated) kernel spans more than the input, and without the taps that only ever
+    read padding.
 
-    There, LCE's correction for zero padding is wrong: a dilated 5x5 on 7x7 maps (UBNAS-A's
-    last stage) got half its outputs wrong, and UBNAS-A fell from 91.5% to 80.1% top-1
-    as a flatbuffer (first 1000 test images); one-padding it computes exactly. Such a
-    layer pads with +1 and subtracts what that padding added, which depends on the kernel
-    alone: the same function, gradients included, which LCE runs as a binary convolution
-    and a constant subtraction (`tests/test_layers.py` checks it against LCE). Group
-    convolutions are left as they are: LCE runs them in float (exact) unless they have 32k
-    input channels per group, and those only its reference kernel runs (measured); padded
-    with +1, a depthwise one failed to allocate.
+    Skipped taps: a stride-1 kernel tap whose offset from the centre is not smaller than
+    the input never reaches it, so it only multiplies zero padding. A dilated 5x5 on 4x4
+    maps (UBNAS-A's last stage) is a dilated 3x3: 9 of its 25 taps, the same function and
+    gradients (the skipped weights get none, as before), about half the time per step.
+
+    Padding: where the kernel still spans more than the input, LCE's correction for zero
+    padding is wrong: a dilated 5x5 on 7x7 maps got half its outputs wrong, and UBNAS-A
+    fell from 91.5% to 80.1% top-1 as a flatbuffer (first 1000 test images). Such a layer
+    pads with +1 and subtracts what that padding added, which depends on the kernel alone:
+    the same function, gradients included, which LCE runs as a binary convolution and a
+    constant subtraction (`tests/test_layers.py` checks it against LCE). Group convolutions
+    keep zero padding: LCE runs them in float (exact) unless they have 32k input channels
+    per group, and those only its reference kernel runs (measured); padded with +1, a
+    depthwise one failed to allocate.
     """
 
     def build(self, input_shape):
-        spatial = tuple(input_shape[1:3])
-        spans = [d * (k - 1) + 1 for d, k in zip(self.dilation_rate, self.kernel_size)]
-        self.corrects_padding = (
-            self.padding == "same" and self._is_native_padding and self.groups == 1
-            and None not in spatial and any(span > size for span, size in zip(spans, spatial)))
-        if self.corrects_padding:  # larq's padding switch, which its __init__ sets
-            self.pad_values, self._is_native_padding = 1.0, False
         super().build(input_shape)
+        spatial = tuple(input_shape[1:3])
+        self.taps = tuple(slice(None) for _ in spatial)
+        if None in spatial or self.padding != "same" or not self._is_native_padding:
+            self.corrects_padding = False
+            return
+        if self.strides == (1, 1):
+            self.taps = tuple(_reachable_taps(k, d, n) for k, d, n in
+                              zip(self.kernel_size, self.dilation_rate, spatial))
+        self.spans = [d * (len(range(k)[taps]) - 1) + 1 for d, k, taps in
+                      zip(self.dilation_rate, self.kernel_size, self.taps)]
+        self.corrects_padding = self.groups == 1 and any(
+            span > size for span, size in zip(self.spans, spatial))
 
-    def call(self, inputs):
-        outputs = super().call(inputs)
+    def convolution_op(self, inputs, kernel):
+        """Called by Keras with the binarized inputs and kernel."""
+        kernel = tf.convert_to_tensor(kernel)[self.taps]
         if not self.corrects_padding:
-            return outputs
-        with lq.context.quantized_scope(True):
-            kernel = tf.convert_to_tensor(self.kernel)  # the binarized kernel
-        inside = tf.zeros((1, *inputs.shape[1:]), outputs.dtype)
-        # larq's own 'same' padding arithmetic, so both paddings are the same rows
-        only_padding = tf.pad(inside, self._get_padding_same(inside), constant_values=1.0)
-        added = tf.nn.convolution(only_padding, kernel, strides=self.strides, padding="VALID",
-                                  dilations=self.dilation_rate)
+            return super().convolution_op(inputs, kernel)
+        paddings = [[0, 0], *map(_same_padding, inputs.shape[1:3], self.strides, self.spans),
+                    [0, 0]]
+
+        def convolve_padded(x):
+            return tf.nn.convolution(tf.pad(x, paddings, constant_values=1.0), kernel,
+                                     strides=self.strides, padding="VALID",
+                                     dilations=self.dilation_rate)
+
+        outputs = convolve_padded(inputs)
+        added = convolve_padded(tf.zeros((1, *inputs.shape[1:]), inputs.dtype))
         if outputs.shape[1:3] == (1, 1):  # one value per channel: LCE folds it into the bias
             return outputs - tf.reshape(added, (-1,))
         # Subtracted as one flat vector: LCE would fold a constant added to the convolution's
@@ -86,8 +101,20 @@ class BinaryConv2D(lq.layers.QuantConv2D):
         flat = tf.reshape(outputs, (-1, tf.size(added))) - tf.reshape(added, (1, -1))
         return tf.reshape(flat, tf.shape(outputs))
 
-    def get_config(self):  # built as zero-padded: build() decides again from the input
-        return {**super().get_config(), "pad_values": 0.0}
+
+def _reachable_taps(kernel_size: int, dilation: int, size: int) -> slice:
+    """The taps of an odd stride-1 'same' kernel that land inside an input of `size`."""
+    if kernel_size % 2 == 0:
+        return slice(None)
+    centre = kernel_size // 2
+    keep = min(centre, (size - 1) // dilation)  # taps on each side that reach the input
+    return slice(centre - keep, centre + keep + 1)
+
+
+def _same_padding(size: int, stride: int, span: int) -> list:
+    """TensorFlow's 'same' padding of one axis, [before, after]."""
+    total = max((-(-size // stride) - 1) * stride + span - size, 0)
+    return [total // 2, total - total // 2]
 
 
 def full_precision_conv(filters: int, kernel_size: int, *, strides: int = 1, name=None):
