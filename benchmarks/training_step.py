@@ -39,16 +39,15 @@ def build(name: str, every_tap: bool):
     return model
 
 
-def skipped_taps(model) -> int:
-    """Kernel weights (per output channel) the model's binary convolutions never apply."""
-    total = 0
+def skipped_weights(model) -> tuple:
+    """(binary kernel weights the model never applies, all binary kernel weights)."""
+    skipped = total = 0
     for layer in model.layers:
         if isinstance(layer, layers.BinaryConv2D):
-            shape = layer.kernel.shape
-            applied = np.zeros(shape[:2], bool)
+            applied = np.zeros(layer.kernel.shape, bool)
             applied[layer.taps] = True
-            total += int((~applied).sum()) * shape[2]
-    return total
+            skipped, total = skipped + int((~applied).sum()), total + applied.size
+    return skipped, total
 
 
 def main(argv=None):
@@ -70,8 +69,9 @@ def main(argv=None):
                 model.train_on_batch(images, labels)
                 if step:  # the first step traces the graph
                     times[variant].append(time.process_time() - start)
-        row = {"model": name, "batch_size": BATCH,
-               "skipped_weights_per_filter": skipped_taps(models["skipped"]),
+        skipped, total = skipped_weights(models["skipped"])
+        row = {"model": name, "batch_size": BATCH, "skipped_weights": skipped,
+               "binary_kernel_weights": total,
                "cpu_seconds_per_step": {v: median(t) for v, t in times.items()},
                "steps": {v: t for v, t in times.items()}}
         row["speedup"] = row["cpu_seconds_per_step"]["every_tap"] / row["cpu_seconds_per_step"]["skipped"]
