@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from training import export
-from zoo import build_model, get_record, weights as weights_io
+from zoo import build_model, get_record, weights as weights_io, weights_file
 
 
 def test_export_writes_a_flatbuffer_that_runs_every_binary_conv_in_binary(tmp_path, capsys):
@@ -28,6 +28,18 @@ def test_export_writes_a_flatbuffer_that_runs_every_binary_conv_in_binary(tmp_pa
     assert card["agreement_images"] == 200 and card["lce_agreement"] >= 0.99
     assert card["input_shape"] == [28, 28, 1] and card["num_classes"] == 10
     assert "LCE = Keras on" in capsys.readouterr().out
+
+
+def test_export_takes_a_weights_file_with_the_data_set_to_check_it_on(tmp_path):
+    """A run's own file: the data set gives the input, the classes and the check images."""
+    weights = weights_file("BinaryDenseNetTiny", "fashion_mnist")
+    output = tmp_path / "run.tflite"
+    export.main(["BinaryDenseNetTiny", "--weights", str(weights), "--dataset", "fashion_mnist",
+                 "--output", str(output), "--check-images", "100", "--repeats", "1"])
+    card = json.loads(output.with_suffix(".json").read_text())
+    assert card["weights_sha256"] == weights_io.sha256_of(weights)
+    assert card["check_dataset"] == "fashion_mnist" and card["agreement_images"] == 100
+    assert card["lce_agreement"] >= 0.99
 
 
 @pytest.mark.parametrize("args, message", [

@@ -22,6 +22,12 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import numpy as np  # noqa: E402
 
 
+CHECK_IMAGES = 1000  # test images a flatbuffer must classify as Keras does
+MIN_AGREEMENT = 0.99
+DISAGREES = ("the flatbuffer classifies test images unlike the Keras model: the conversion "
+             "changed what the network computes.")
+
+
 def deployable_model(trained, model_config: dict):
     """The network LCE and the shipped weights use: a model trained in a CPU-friendly
     form (BinaryMobileNet's "masked" group convolutions) is copied into its "grouped"
@@ -219,14 +225,6 @@ def flatbuffer_report(model, path, *, repeats: int = 20, images=None) -> dict:
     return report
 
 
-CHECK_IMAGES = 1000  # test images a flatbuffer must classify as Keras does
-MIN_AGREEMENT = 0.99
-
-
-DISAGREES = ("the flatbuffer classifies test images unlike the Keras model: the conversion "
-             "changed what the network computes.")
-
-
 def check_images(dataset: str, preprocessing: str, count: int = CHECK_IMAGES, data_dir=None,
                  image_size=None) -> np.ndarray:
     """The first `count` test images of `dataset`, normalised as the bare network takes them."""
@@ -241,7 +239,8 @@ def check_images(dataset: str, preprocessing: str, count: int = CHECK_IMAGES, da
 
 
 def export_model(name: str, output, *, weights=None, model_config=None, float_twin=False,
-                 dataset=None, check_count: int = 1000, repeats: int = 20, data_dir=None) -> dict:
+                 dataset=None, check_count: int = CHECK_IMAGES, repeats: int = 20,
+                 data_dir=None) -> dict:
     """Build a model (named weights, a weights file, or none), export its deployable network
     to `output`, check the flatbuffer against Keras and write the JSON card beside it.
 
@@ -267,7 +266,12 @@ def export_model(name: str, output, *, weights=None, model_config=None, float_tw
     else:
         weights_path = weights
     build = zoo.build_float_twin if float_twin else zoo.build_model
-    shape = dict(input_shape=named.input_shape, num_classes=named.num_classes) if named else {}
+    shape = {}  # a named set's input and classes, else the data set's, else the model's
+    if named is not None:
+        shape = dict(input_shape=named.input_shape, num_classes=named.num_classes)
+    elif dataset is not None:
+        spec = datasets.get_spec(dataset)
+        shape = dict(input_shape=spec.input_shape, num_classes=spec.num_classes)
     model = build(record.name, weights=weights_path, **shape, **model_config)
     if weights_path is None:
         print(f"warning: {record.name} has random weights; a never-trained network converts "
