@@ -260,9 +260,8 @@ def export_model(name: str, output, *, weights=None, model_config=None, float_tw
                              f"{named.dataset}; check them on it, not on {dataset}.")
         dataset, weights_path = named.dataset, zoo.weights_file(record, weights)
     elif weights is not None and not Path(weights).is_file():
-        available = ", ".join(repr(k) for k in record.weights) or "none yet"
         raise ValueError(f"--weights {weights!r} is neither a file nor a named set of "
-                         f"{record.name} (available: {available}).")
+                         f"{record.name} (available: {zoo.registry.available_weights(record)}).")
     else:
         weights_path = weights
     build = zoo.build_float_twin if float_twin else zoo.build_model

@@ -140,6 +140,11 @@ def register(record: ModelRecord) -> ModelRecord:
     return record
 
 
+def available_weights(record: ModelRecord) -> str:
+    """The record's named weights sets, for error messages: "'imagenet'" or "none yet"."""
+    return ", ".join(repr(k) for k in record.weights) or "none yet"
+
+
 def list_models(pattern: Optional[str] = None, *, family: Optional[str] = None,
                 pretrained=None) -> list[ModelRecord]:
     """The registered records, in registration order, filtered as timm's `list_models`.
@@ -148,8 +153,8 @@ def list_models(pattern: Optional[str] = None, *, family: Optional[str] = None,
     "*dilated*"); `family` a family name; `pretrained` True for models with any weights,
     or a weights key ("imagenet", "fashion_mnist") for models with that set.
     """
-    if family is not None and family not in {r.family for r in _REGISTRY.values()}:
-        families = sorted({r.family for r in _REGISTRY.values()})
+    families = sorted({r.family for r in _REGISTRY.values()})
+    if family is not None and family not in families:
         raise ValueError(f"Unknown family {family!r}; families: {', '.join(families)}.")
 
     def wanted(record):
@@ -208,10 +213,9 @@ def _resolve_weights(record: ModelRecord, weights, include_top, num_classes, inp
         shape = input_shape or record.default_input_shape
         return None, num_classes or record.default_num_classes, shape
     if not isinstance(weights, (str, os.PathLike)) or weights not in record.weights:
-        available = ", ".join(repr(k) for k in record.weights) or "none yet"
         raise ValueError(
             f"{record.name}: weights={weights!r} is neither a named set of weights "
-            f"(available: {available}), None, nor an existing file path."
+            f"(available: {available_weights(record)}), None, nor an existing file path."
         )
     named = record.weights[weights]
     if include_top and num_classes is not None and num_classes != named.num_classes:
@@ -237,8 +241,8 @@ def weights_file(name, weights: str, *, include_top: bool = True):
     """
     record = name if isinstance(name, ModelRecord) else get_record(name)
     if weights not in record.weights:
-        available = ", ".join(repr(k) for k in record.weights) or "none yet"
-        raise ValueError(f"{record.name} has no weights {weights!r} (available: {available}).")
+        raise ValueError(f"{record.name} has no weights {weights!r} "
+                         f"(available: {available_weights(record)}).")
     named = record.weights[weights]
     file = named.top if include_top else named.no_top
     if file is None:
