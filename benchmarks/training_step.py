@@ -41,13 +41,9 @@ def build(name: str, every_tap: bool):
 
 def skipped_weights(model) -> tuple:
     """(binary kernel weights the model never applies, all binary kernel weights)."""
-    skipped = total = 0
-    for layer in model.layers:
-        if isinstance(layer, layers.BinaryConv2D):
-            applied = np.zeros(layer.kernel.shape, bool)
-            applied[layer.taps] = True
-            skipped, total = skipped + int((~applied).sum()), total + applied.size
-    return skipped, total
+    convs = [layer for layer in model.layers if isinstance(layer, layers.BinaryConv2D)]
+    return (sum(conv.unapplied_weights for conv in convs),
+            sum(conv.kernel.shape.num_elements() for conv in convs))
 
 
 def main(argv=None):

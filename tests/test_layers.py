@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import build_model, layers
+from zoo.quantizers import APPROX_SIGN
 
 
 def binary_layers(model):
@@ -120,6 +121,37 @@ def test_a_binary_conv_applies_only_the_taps_that_reach_its_input(kernel, dilati
     outside = np.ones(ours.kernel.shape, bool)
     outside[ours.taps] = False
     assert np.all(grads[0].numpy()[outside] == 0) and np.any(grads[0].numpy()[~outside] != 0)
+
+
+def test_the_profile_counts_only_the_taps_a_binary_conv_applies():
+    """A dilated 5x5 on 4x4 maps applies 3x3 of its taps: the profile counts those
+    (the flatbuffer holds only those), larq counts all 25."""
+    from zoo.profile import profile
+
+    inputs = tf.keras.Input((4, 4, 8))
+    conv = layers.binary_conv(16, 5, APPROX_SIGN, dilation_rate=2)
+    model = tf.keras.Model(inputs, conv(inputs))
+    ours, larqs = profile(model), lq.models.ModelProfile(model)
+    assert conv.unapplied_weights == (25 - 9) * 8 * 16
+    assert larqs.weight_count(bitwidth=1) == 25 * 8 * 16
+    assert ours.binary_params == 9 * 8 * 16
+    assert ours.binary_macs == 9 * 8 * 16 * 4 * 4 == larqs.op_count("mac", 1) * 9 // 25
+    assert ours.memory_mb * 8 * 2**20 == 9 * 8 * 16
+
+
+@pytest.mark.parametrize("name, skipped", [("BinaryDenseNetTiny", False), ("UBNAS-A", True)])
+def test_the_profile_is_larqs_less_the_skipped_taps(name, skipped):
+    from zoo.profile import profile
+
+    model = build_model(name)
+    ours, larqs = profile(model), lq.models.ModelProfile(model)
+    unapplied = sum(l.unapplied_weights for l in model.layers if isinstance(l, layers.BinaryConv2D))
+    assert (unapplied > 0) == skipped
+    assert ours.binary_params == larqs.weight_count(bitwidth=1) - unapplied
+    assert ours.float_params == larqs.weight_count(bitwidth=32)
+    assert ours.memory_mb * 8 * 2**20 == larqs.memory - unapplied
+    assert (ours.binary_macs < larqs.op_count("mac", 1)) == skipped
+    assert ours.float_macs == larqs.op_count("mac", 32)
 
 
 @pytest.mark.parametrize("kernel, dilation, size, groups", [(5, 2, 9, 1), (3, 1, 2, 2)])

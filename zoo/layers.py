@@ -79,6 +79,15 @@ class BinaryConv2D(lq.layers.QuantConv2D):
         self.corrects_padding = self.groups == 1 and any(
             span > size for span, size in zip(self.spans, spatial))
 
+    @property
+    def unapplied_weights(self) -> int:
+        """Kernel weights at the skipped taps: stored (and trained to nothing), never applied."""
+        applied = 1
+        for size, taps in zip(self.kernel_size, self.taps):
+            applied *= len(range(size)[taps])
+        per_tap = self.kernel.shape[2] * self.kernel.shape[3]
+        return (self.kernel_size[0] * self.kernel_size[1] - applied) * per_tap
+
     def convolution_op(self, inputs, kernel):
         """Called by Keras with the binarized inputs and kernel."""
         kernel = tf.convert_to_tensor(kernel)[self.taps]

@@ -1,9 +1,12 @@
-"""Model costs as larq counts them: the numbers behind `python -m zoo list` and the docs."""
+"""Model costs as larq counts them, less the kernel taps a binary convolution never
+applies: the numbers behind `python -m zoo list`, the docs and the evolutionary search."""
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import larq as lq
 
+from zoo.layers import BinaryConv2D
 from zoo.weights import PACKAGE_WEIGHTS_DIR
 
 BITS_PER_MB = 8 * 1024 * 1024
@@ -11,7 +14,7 @@ BITS_PER_MB = 8 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Profile:
-    params: int  # Keras' count, BatchNorm statistics included (what larq-zoo publishes)
+    params: int  # Keras' count of stored weights, BatchNorm statistics included (as larq-zoo)
     binary_params: int
     float_params: int  # larq's count: BatchNorm folded to 2 values per channel
     memory_mb: float  # larq's model size: 1-bit weights at 1 bit, the rest at 32
@@ -23,15 +26,43 @@ class Profile:
 
 
 def profile(model) -> Profile:
-    p = lq.models.ModelProfile(model)
-    return Profile(
-        params=model.count_params(),
-        binary_params=p.weight_count(bitwidth=1),
-        float_params=p.weight_count(bitwidth=32),
-        memory_mb=p.memory / BITS_PER_MB,
-        binary_macs=p.op_count("mac", 1),
-        float_macs=p.op_count("mac", 32),
-    )
+    totals = costs(model.layers)
+    return Profile(params=model.count_params(), binary_params=totals["binary_params"],
+                   float_params=totals["float_params"],
+                   memory_mb=totals["memory_bits"] / BITS_PER_MB,
+                   binary_macs=totals["binary_macs"], float_macs=totals["float_macs"])
+
+
+def costs(layers) -> Counter:
+    """larq's per-layer counts summed (as its ModelProfile sums them), without the taps
+    `BinaryConv2D` skips: weights the network stores but never applies, which the
+    flatbuffer leaves out (39% of UBNAS-A's binary weights). Memory in bits, so that the
+    costs of layers add up (the evolutionary search sums them per block)."""
+    totals = Counter()
+    for layer in layers:
+        p = lq.models.LayerProfile(layer)
+        weights, macs = skipped_taps(layer)
+        totals["binary_params"] += p.weight_count(bitwidth=1) - weights[1]
+        totals["float_params"] += p.weight_count(bitwidth=32) - weights[32]
+        totals["memory_bits"] += p.memory - sum(bits * n for bits, n in weights.items())
+        totals["binary_macs"] += (p.op_count("mac", 1) or 0) - macs[1]
+        totals["float_macs"] += (p.op_count("mac", 32) or 0) - macs[32]
+    return totals
+
+
+def skipped_taps(layer) -> tuple:
+    """(weights, MACs) at the taps a `BinaryConv2D` skips, each a Counter by bit width."""
+    weights, macs = Counter(), Counter()
+    if isinstance(layer, BinaryConv2D) and layer.unapplied_weights:
+        bits = _precision(layer.kernel_quantizer)
+        height, width = layer.output_shape[1:3]
+        weights[bits] = layer.unapplied_weights
+        macs[max(_precision(layer.input_quantizer), bits)] = layer.unapplied_weights * height * width
+    return weights, macs
+
+
+def _precision(quantizer) -> int:
+    return getattr(quantizer, "precision", 32)  # None (a float twin's layer): 32 bits
 
 
 LCE_GROUP_MULTIPLE = 32
