@@ -24,7 +24,7 @@ from zoo import preprocessing  # noqa: E402
 from benchmarks.common import machine, save  # noqa: E402
 from benchmarks.inference import measure  # noqa: E402
 from training import datasets  # noqa: E402
-from training.export import CHECK_IMAGES, MIN_AGREEMENT, distinct_batch_norm  # noqa: E402
+from training.export import CHECK_IMAGES, DISAGREES, MIN_AGREEMENT, distinct_batch_norm  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 DATASET = "fashion_mnist"
@@ -117,9 +117,8 @@ def main():
               f"{r['recorded_top1']:.2f}%: its weights or preprocessing no longer match.")
     misconverted = [r for r in rows if r["binary"]["lce_agreement"] < MIN_AGREEMENT]
     for r in misconverted:
-        print(f"error: {r['model']}'s LCE flatbuffer classifies only "
-              f"{100 * r['binary']['lce_agreement']:.1f}% of {CHECK_IMAGES} test images as "
-              "the Keras model does: the conversion changed what the network computes.")
+        print(f"error: {r['model']}: {DISAGREES} (Keras' class on only "
+              f"{100 * r['binary']['lce_agreement']:.1f}% of {CHECK_IMAGES} test images)")
     if drifted or misconverted:
         sys.exit(1)
 

@@ -6,7 +6,7 @@ import functools
 
 from zoo import build_model, get_record
 from zoo.models import mobilenet
-from zoo.profile import BITS_PER_MB, costs as larq_costs
+from zoo.profile import BITS_PER_MB
 
 # Channels per group a block may use: 1 is depthwise; more widens the binary output range.
 CHANNELS_PER_GROUP = (1, 2, 4, 8, 16)
@@ -50,9 +50,9 @@ class SearchSpace:
                            **{**self.model_config, **overrides})
 
     def costs(self, groups) -> dict:
-        """Binary MACs, float MACs and memory of the deployable network, as zoo.profile counts.
+        """Binary MACs, float MACs and memory of the deployable network, counted by larq.
 
-        Only the 3x3 group convolutions depend on the groups, and those counts are sums
+        Only the 3x3 group convolutions depend on the groups, and larq's counts are sums
         over layers; so the network is profiled once and each block's convolution on its
         own, rather than building a whole network per configuration (2 s each)."""
         groups = mobilenet.resolve_groups(list(groups), self.network_config["width_multiplier"])
@@ -76,22 +76,23 @@ class SearchSpace:
         convs = [layer for layer in model.layers  # the 3x3s; the pointwise convs are 1x1
                  if isinstance(layer, lq.layers.QuantConv2D) and layer.kernel_size == (3, 3)]
         assert len(convs) == len(mobilenet.BLOCKS), "one 3x3 group conv per block"
-        totals = _block_costs(model.layers)
+        totals = _larq_costs(lq.models.ModelProfile(model))
         shapes = [(tuple(c.input_shape[1:]), c.strides[0]) for c in convs]
         tf.keras.backend.clear_session()
         return totals, groups, shapes
 
     @functools.lru_cache(maxsize=None)
     def _conv_costs(self, block: int, groups: int) -> dict:
+        import larq as lq
         import tensorflow as tf
 
         shape, strides = self._base[2][block]
         conv = mobilenet.binary_group_conv(shape[-1], groups, strides, block)
         conv(tf.keras.Input(shape))
-        return _block_costs([conv])
+        return _larq_costs(lq.models.LayerProfile(conv))
 
 
-def _block_costs(layers) -> dict:
-    """The costs the search adds up: zoo.profile's, memory in bits."""
-    totals = larq_costs(layers)
-    return {key: totals[key] for key in ("binary_macs", "float_macs", "memory_bits")}
+def _larq_costs(p) -> dict:
+    """larq's counts of a model or layer profile, memory in bits so that they add up."""
+    return {"binary_macs": p.op_count("mac", 1) or 0, "float_macs": p.op_count("mac", 32) or 0,
+            "memory_bits": p.memory}
