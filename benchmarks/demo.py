@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import preprocessing  # noqa: E402
+from zoo.profile import binary_macs_text  # noqa: E402
 from benchmarks.common import machine, save  # noqa: E402
 from benchmarks.inference import measure  # noqa: E402
 from training import datasets  # noqa: E402
@@ -64,7 +65,7 @@ def markdown(rows) -> str:
         b, f = r["binary"], r["float_twin"]
         lines.append(
             f"| {r['model']} | {r['top1']:.2f} | {b['params']:,} | {b['memory_mb']:.3f} | "
-            f"{b['binary_macs'] / 1e6:.1f} | {b['bytes'] / 1024:.0f} | {b['latency_ms_1_thread']:.2f} | "
+            f"{binary_macs_text(b['binary_macs'], b['applied_binary_macs'])} | {b['bytes'] / 1024:.0f} | {b['latency_ms_1_thread']:.2f} | "
             f"{100 * b['lce_agreement']:.1f} | {_percent(f['recorded_top1'])} | "
             f"{f['memory_mb']:.3f} | {f['bytes'] / 1024:.0f} | {f['latency_ms_1_thread']:.2f} |")
     return "\n".join(lines)

@@ -95,17 +95,16 @@ COLUMNS = (
     ("1-bit params", lambda r, p: f"{p.binary_params:,}"),
     ("32-bit params (BN folded)", lambda r, p: f"{p.float_params:,}"),
     ("Memory (MB)", lambda r, p: f"{p.memory_mb:.2f}"),
-    ("Binary MACs (M)", lambda r, p: _macs_cell(p)),
+    ("Binary MACs (M)", lambda r, p: binary_macs_text(p.binary_macs, p.applied_binary_macs)),
     ("Float MACs (M)", lambda r, p: f"{p.float_macs / 1e6:,.1f}"),
     ("Weights", lambda r, p: ", ".join(_weights_cell(k, w) for k, w in r.weights.items()) or "-"),
 )
 
 
-def _macs_cell(p) -> str:
-    cell = f"{p.binary_macs / 1e6:,.1f}"
-    if p.applied_binary_macs != p.binary_macs:
-        cell += f" ({p.applied_binary_macs / 1e6:,.1f} applied)"
-    return cell
+def binary_macs_text(binary_macs: int, applied: int) -> str:
+    """Millions of binary MACs as larq counts them, and those applied where fewer."""
+    text = f"{binary_macs / 1e6:,.1f}"
+    return text if applied == binary_macs else f"{text} ({applied / 1e6:,.1f} applied)"
 
 
 def _weights_cell(key, weights):
