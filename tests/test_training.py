@@ -182,7 +182,7 @@ def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     out = tmp_path / "run"
     args = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "3",
             "--batch-size", "64", "--train-examples", "3200", "--test-examples", "500",
-            "--output-dir", str(out)]
+            "--validation-freq", "2", "--output-dir", str(out)]
     process = subprocess.Popen(TRAIN + args, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -207,11 +207,23 @@ def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     epochs = _metrics(out)["epochs"]
     steps = 3200 // 64
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    # Scored every 2nd epoch and after the last, counted from the run's start.
+    assert ["val_accuracy" in e for e in epochs] == [False, True, True]
+    assert (out / "curves.png").stat().st_size > 0
     # The optimizer's step (and with it the cosine schedule) carried over the kill.
     assert [e["optimizer_step"] for e in epochs] == [steps, 2 * steps, 3 * steps]
     rates = [e["learning_rate"] for e in epochs]
     expected = [0.001 * (1 + np.cos(np.pi * k / 3)) for k in (1, 2, 3)]
     np.testing.assert_allclose(rates, expected, rtol=1e-5)
+
+
+def test_validation_frequency_scores_every_nth_epoch_and_always_the_last(tmp_path):
+    assert train.validated_epochs(5, 2) == [2, 4, 5]
+    assert train.validated_epochs(3, 1) == [1, 2, 3] and train.validated_epochs(3, 9) == [3]
+    with pytest.raises(SystemExit, match="--validation-freq must be 1 or more, not 0"):
+        train.main(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--validation-freq", "0",
+                    "--output-dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "mnist"])

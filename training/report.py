@@ -38,15 +38,18 @@ def plot_curves(epochs: list, path, title: str) -> None:
     """Loss and accuracy per epoch, training against validation."""
     if not epochs:
         return
-    x = [e["epoch"] for e in epochs]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+
+    def curve(ax, key, label, scale=1.0):  # epochs without a validation pass lack val_ keys
+        points = [(e["epoch"], scale * e[key]) for e in epochs if key in e]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=label)
+
     for key, label in (("loss", "train"), ("val_loss", "validation")):
-        if key in epochs[0]:
-            loss_ax.plot(x, [e[key] for e in epochs], marker="o", label=label)
+        curve(loss_ax, key, label)
     for key, label in (("accuracy", "train"), ("val_accuracy", "validation top-1"),
                        ("val_top5", "validation top-5")):
-        if key in epochs[0]:
-            acc_ax.plot(x, [100 * e[key] for e in epochs], marker="o", label=label)
+        curve(acc_ax, key, label, 100)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss_ax, acc_ax):
