@@ -1,14 +1,17 @@
-"""CPU time of one training step with the binary convolutions' unreachable taps skipped,
-against the same network applying every tap (`zoo.layers.BinaryConv2D`).
+"""CPU time of one UBNAS-A training step with each of `zoo.layers.BinaryConv2D`'s two
+savings taken away, in one process.
 
     python benchmarks/training_step.py [--models UBNAS-A BinaryDenseNetTiny] [--repeats 10]
 
-A kernel tap that only ever reads zero padding changes neither outputs nor gradients, so
-both variants compute the same function; UBNAS-A's dilated 5x5 convolutions on 4x4 maps
-have 16 of their 25 taps there. A model without such taps (BinaryDenseNetTiny) is the
-control: its ratio should be 1. Steps alternate between the two variants (batch 128,
-Adam, in one process) and each figure is the median process CPU time of --repeats steps
-after a warm-up. Results: benchmarks/results/training_step.json.
+All variants compute the same function and gradients (tests/test_layers.py):
+- `ours`: kernel taps that only ever read zero padding are skipped, and training steps
+  pad with zeros directly.
+- `lce_form_in_training`: training steps also trace the +1-padded form with its
+  correction, which inference needs so that LCE computes zero padding exactly.
+- `every_tap`: that form, and every kernel tap applied (the layer before both savings).
+A model without such layers (BinaryDenseNetTiny) is the control: its ratios should be 1.
+Steps alternate between the variants (batch 128, Adam); each figure is the median process
+CPU time of --repeats steps after a warm-up. Results: benchmarks/results/training_step.json.
 """
 
 import argparse
@@ -28,12 +31,31 @@ from benchmarks.common import machine, median, save  # noqa: E402
 from zoo import layers  # noqa: E402
 
 BATCH = 128
+_call = layers.BinaryConv2D.call
 
 
-def build(name: str, every_tap: bool):
-    """The model compiled for training; `every_tap` builds the convolutions unskipped."""
-    every = mock.patch.object(layers, "_reachable_taps", lambda *args: slice(None))
-    with every if every_tap else contextlib.nullcontext():
+def _lce_form_call(self, inputs, training=None):
+    return _call(self, inputs, training=None)
+
+
+def _lce_form_in_training():
+    return mock.patch.object(layers.BinaryConv2D, "call", _lce_form_call)
+
+
+@contextlib.contextmanager
+def _every_tap():
+    with _lce_form_in_training(), \
+            mock.patch.object(layers, "_reachable_taps", lambda *args: slice(None)):
+        yield
+
+
+# Each variant's patches hold while it is built and while it steps (the first step traces).
+VARIANTS = {"ours": contextlib.nullcontext, "lce_form_in_training": _lce_form_in_training,
+            "every_tap": _every_tap}
+
+
+def build(name: str, variant: str):
+    with VARIANTS[variant]():
         model = zoo.build_model(name)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
@@ -53,28 +75,28 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rows = []
     for name in args.models:
-        models = {"skipped": build(name, False), "every_tap": build(name, True)}
-        shape = models["skipped"].input_shape[1:]
+        models = {variant: build(name, variant) for variant in VARIANTS}
+        shape = models["ours"].input_shape[1:]
         rng = np.random.default_rng(0)
         images = rng.standard_normal((BATCH, *shape)).astype(np.float32)
-        labels = rng.integers(0, models["skipped"].output_shape[-1], BATCH)
+        labels = rng.integers(0, models["ours"].output_shape[-1], BATCH)
         times = {variant: [] for variant in models}
         for step in range(args.repeats + 1):
             for variant, model in models.items():
-                start = time.process_time()
-                model.train_on_batch(images, labels)
-                if step:  # the first step traces the graph
-                    times[variant].append(time.process_time() - start)
-        skipped, total = skipped_weights(models["skipped"])
+                with VARIANTS[variant]():
+                    start = time.process_time()
+                    model.train_on_batch(images, labels)
+                    if step:  # the first step traces the graph
+                        times[variant].append(time.process_time() - start)
+        skipped, total = skipped_weights(models["ours"])
+        per_step = {v: median(t) for v, t in times.items()}
         row = {"model": name, "batch_size": BATCH, "skipped_weights": skipped,
-               "binary_kernel_weights": total,
-               "cpu_seconds_per_step": {v: median(t) for v, t in times.items()},
-               "steps": {v: t for v, t in times.items()}}
-        row["speedup"] = row["cpu_seconds_per_step"]["every_tap"] / row["cpu_seconds_per_step"]["skipped"]
+               "binary_kernel_weights": total, "cpu_seconds_per_step": per_step,
+               "speedup": {v: per_step[v] / per_step["ours"] for v in per_step if v != "ours"},
+               "steps": times}
         rows.append(row)
-        print(f"{name}: {row['cpu_seconds_per_step']['skipped']:.3f} s per step with unreachable "
-              f"taps skipped, {row['cpu_seconds_per_step']['every_tap']:.3f} s with every tap: "
-              f"{row['speedup']:.2f}x", flush=True)
+        print(f"{name}: {per_step['ours']:.3f} s per step; " + ", ".join(
+            f"{v} {per_step[v]:.3f} s ({x:.2f}x)" for v, x in row["speedup"].items()), flush=True)
         tf.keras.backend.clear_session()
     print(f"saved {save('training_step', {'machine': machine(), 'repeats': args.repeats, 'models': rows})}")
 

@@ -79,11 +79,13 @@ def _same_weights_pair(kernel, dilation, size, groups, strides, channels=8):
     return ours, larqs
 
 
+@pytest.mark.parametrize("training", [None, True])
 @pytest.mark.parametrize("kernel, dilation, size, groups, strides", SPANS_MORE_THAN_THE_INPUT)
 def test_binary_conv_spanning_more_than_its_input_still_computes_zero_padding(
-        kernel, dilation, size, groups, strides):
+        kernel, dilation, size, groups, strides, training):
     """Where LCE gets zero padding wrong, the layer pads with +1 and subtracts what that
-    added: the same outputs and gradients as larq's zero-padded convolution."""
+    added (training steps pad with zeros directly): either way the same outputs and
+    gradients as larq's zero-padded convolution."""
     ours, larqs = _same_weights_pair(kernel, dilation, size, groups, strides)
     assert ours.corrects_padding
     x = tf.constant(np.random.default_rng(0).standard_normal((4, size, size, 8)), tf.float32)
@@ -91,10 +93,11 @@ def test_binary_conv_spanning_more_than_its_input_still_computes_zero_padding(
     for layer in (ours, larqs):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = layer(x)
+            y = layer(x, training=training)
             loss = tf.reduce_sum(y * tf.range(tf.size(y), dtype=tf.float32)[: y.shape[-1]])
         outputs.append(y)
         grads.append(tape.gradient(loss, [x, layer.kernel]))
+    assert ours.traces_lce_form == (training is None)
     np.testing.assert_allclose(*outputs, atol=1e-4)
     for ours_grad, larqs_grad in zip(*grads):
         np.testing.assert_allclose(ours_grad, larqs_grad, atol=1e-4)

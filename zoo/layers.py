@@ -58,11 +58,17 @@ class BinaryConv2D(lq.layers.QuantConv2D):
     fell from 91.5% to 80.1% top-1 as a flatbuffer (first 1000 test images). Such a layer
     pads with +1 and subtracts what that padding added, which depends on the kernel alone:
     the same function, gradients included, which LCE runs as a binary convolution and a
-    constant subtraction (`tests/test_layers.py` checks it against LCE). Group convolutions
-    keep zero padding: LCE runs them in float (exact) unless they have 32k input channels
-    per group, and those only its reference kernel runs (measured); padded with +1, a
-    depthwise one failed to allocate.
+    constant subtraction (`tests/test_layers.py` checks it against LCE). Training steps
+    skip that form and pad with zeros directly (the same outputs and gradients, fewer
+    copies); inference, and so the converter, traces it. Group convolutions keep zero
+    padding: LCE runs them in float (exact) unless they have 32k input channels per group,
+    and those only its reference kernel runs (measured); padded with +1, a depthwise one
+    failed to allocate.
     """
+
+    def call(self, inputs, training=None):
+        self.traces_lce_form = training is not True  # read by convolution_op below
+        return super().call(inputs)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -91,7 +97,7 @@ class BinaryConv2D(lq.layers.QuantConv2D):
     def convolution_op(self, inputs, kernel):
         """Called by Keras with the binarized inputs and kernel."""
         kernel = tf.convert_to_tensor(kernel)[self.taps]
-        if not self.corrects_padding:
+        if not (self.corrects_padding and self.traces_lce_form):
             return super().convolution_op(inputs, kernel)
         paddings = [[0, 0], *map(_same_padding, inputs.shape[1:3], self.strides, self.spans),
                     [0, 0]]
