@@ -120,27 +120,36 @@ VARIANTS = {
 }
 
 
-for _name, (_aliases, _layers, _reductions, _dilations) in VARIANTS.items():
+def _register(name, aliases, layers_per_block, reductions, dilation_rates, *, growth_rate=64,
+              small_stem_strides=1, default_input_shape=(224, 224, 3),
+              default_num_classes=1000, paper=PAPER, weights=None):
+    """One BinaryDenseNet variant: its configuration, as data, and the shared builder."""
     register(
         ModelRecord(
-            name=_name,
+            name=name,
             family="BinaryDenseNet",
             builder=binary_densenet,
             config=dict(
-                layers_per_block=_layers,
-                reductions=_reductions,
-                dilation_rates=_dilations,
-                growth_rate=64,
-                initial_filters=64,
-                small_stem_strides=1,
+                layers_per_block=layers_per_block,
+                reductions=reductions,
+                dilation_rates=dilation_rates,
+                growth_rate=growth_rate,
+                initial_filters=growth_rate,
+                small_stem_strides=small_stem_strides,
             ),
-            paper=PAPER,
-            default_input_shape=(224, 224, 3),
-            min_input_size=min_input_size(_dilations),
-            aliases=_aliases,
-            weights={"imagenet": imagenet_weights(_name)},
+            paper=paper,
+            default_input_shape=default_input_shape,
+            min_input_size=min_input_size(dilation_rates, small_stem_strides),
+            aliases=aliases,
+            weights=weights or {},
+            default_num_classes=default_num_classes,
         )
     )
+
+
+for _name, (_aliases, _layers, _reductions, _dilations) in VARIANTS.items():
+    _register(_name, _aliases, _layers, _reductions, _dilations,
+              weights={"imagenet": imagenet_weights(_name)})
 
 # Sized for 28x28 gray-scale input on a CPU (binary MACs from larq's profile, training
 # steps of batch 128 measured alone on 2 cores): a stride-2 stem keeps every block at
@@ -153,23 +162,6 @@ SMALL_INPUT_VARIANTS = {
 }
 
 for _name, (_alias, _growth) in SMALL_INPUT_VARIANTS.items():
-    register(
-        ModelRecord(
-            name=_name,
-            family="BinaryDenseNet",
-            builder=binary_densenet,
-            config=dict(
-                layers_per_block=(3, 3, 3),
-                reductions=(2, 2),
-                dilation_rates=(1, 1, 1),
-                growth_rate=_growth,
-                initial_filters=_growth,
-                small_stem_strides=2,
-            ),
-            paper=PAPER + "; configuration ours",
-            default_input_shape=(28, 28, 1),
-            min_input_size=min_input_size((1, 1, 1), small_stem_strides=2),
-            aliases=(_alias,),
-            default_num_classes=10,
-        )
-    )
+    _register(_name, (_alias,), (3, 3, 3), (2, 2), (1, 1, 1), growth_rate=_growth,
+              small_stem_strides=2, default_input_shape=(28, 28, 1), default_num_classes=10,
+              paper=PAPER + "; configuration ours")
