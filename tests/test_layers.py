@@ -156,6 +156,14 @@ def test_applied_binary_macs_leave_out_only_the_skipped_taps(name, skips):
     assert profile(build_float_twin(name)).applied_binary_macs == 0
 
 
+def test_applied_binary_macs_are_shown_only_where_they_differ_as_printed():
+    from zoo.profile import binary_macs_text
+
+    assert binary_macs_text(85_100_000, 66_200_000) == "85.1 (66.2 applied)"
+    assert binary_macs_text(2_820_000, 2_790_000) == "2.8"  # not "2.8 (2.8 applied)"
+    assert binary_macs_text(15_600_000, 15_600_000) == "15.6"
+
+
 @pytest.mark.parametrize("kernel, dilation, size, groups", [(5, 2, 9, 1), (3, 1, 2, 2)])
 def test_a_binary_conv_inside_its_input_or_grouped_is_larqs_own(kernel, dilation, size, groups):
     ours, _ = _same_weights_pair(kernel, dilation, size, groups, 1)

@@ -103,8 +103,8 @@ COLUMNS = (
 
 def binary_macs_text(binary_macs: int, applied: int) -> str:
     """Millions of binary MACs as larq counts them, and those applied where fewer."""
-    text = f"{binary_macs / 1e6:,.1f}"
-    return text if applied == binary_macs else f"{text} ({applied / 1e6:,.1f} applied)"
+    text, applied_text = (f"{macs / 1e6:,.1f}" for macs in (binary_macs, applied))
+    return text if applied_text == text else f"{text} ({applied_text} applied)"
 
 
 def _weights_cell(key, weights):
