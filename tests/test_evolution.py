@@ -191,7 +191,7 @@ def test_costs_summed_per_block_equal_larq_on_the_whole_network():
         assert costs["memory_mb"] == pytest.approx(whole.memory_mb, rel=1e-12)
 
 
-def test_supernet_shares_weights_across_configurations():
+def test_supernet_shares_weights_across_configurations(eager_functions):
     space = SearchSpace()
     supernet = Supernet(space, seed=0)
     x = np.random.default_rng(0).random((32, 28, 28, 1), dtype=np.float32)
@@ -295,7 +295,7 @@ def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
                                sum(w * mu for w, mu in zip(weights, means)), rtol=1e-4, atol=1e-6)
 
 
-def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path):
+def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path, eager_functions):
     """What package.py ships and train.py --export-tflite converts (`deployable_model`), and
     back: train.py --init-weights fine-tunes a shipped (grouped, sign-bits) file masked."""
     from training.export import deployable_model, load_for_training
