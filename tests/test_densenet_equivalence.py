@@ -34,7 +34,9 @@ def test_same_network_as_larq_zoo_at_224(name, imagenet_batch):
     np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", list(LARQ_ZOO))
+# Small inputs change only the stem and the classifier, the same code for every variant;
+# the undilated and the dilated transitions are what differ between them.
+@pytest.mark.parametrize("name", ["BinaryDenseNet28", "BinaryDenseNet37Dilated"])
 def test_same_network_as_larq_zoo_at_small_input(name, imagenet_batch):
     reference_fn, _ = LARQ_ZOO[name]
     reference = reference_fn(weights=None, input_shape=(32, 32, 3), num_classes=10)
