@@ -1,5 +1,5 @@
-"""CPU time of one UBNAS-A training step with each of `zoo.layers.BinaryConv2D`'s two
-savings taken away, in one process.
+"""CPU time of one training step (UBNAS-A, and a control) with each of
+`zoo.layers.BinaryConv2D`'s two savings taken away, in one process.
 
     python benchmarks/training_step.py [--models UBNAS-A BinaryDenseNetTiny] [--repeats 10]
 
