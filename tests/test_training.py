@@ -259,10 +259,11 @@ def test_fashion_mnist_idx_files_from_a_data_dir(tmp_path):
     assert int(test.cardinality()) == 10_000
 
 
-@pytest.mark.parametrize("augmentation", ["none", "pad_crop_flip"])
-def test_small_image_augmentation_chosen_by_the_recipe(augmentation):
+@pytest.mark.parametrize("augmentation, max_shift",
+                         [("none", 0), ("pad2_crop_flip", 2), ("pad_crop_flip", 4)])
+def test_small_image_augmentation_chosen_by_the_recipe(augmentation, max_shift):
     """A single lit pixel stays put without augmentation, and moves by at most the
-    4-pixel padding (or mirrors) with pad_crop_flip."""
+    padding (or mirrors) with the shifting augmentations, reaching that bound."""
     import tensorflow as tf
 
     image = np.zeros((28, 28, 1), np.uint8)
@@ -277,7 +278,10 @@ def test_small_image_augmentation_chosen_by_the_recipe(augmentation):
         assert set(lit) == {(10, 14)}
     else:
         assert len(set(lit)) > 5
-        assert all(abs(r - 10) <= 4 and (abs(c - 14) <= 4 or abs(c - 13) <= 4) for r, c in lit)
+        mirrored_column = 27 - 14  # where a flip sends column 14
+        assert all(abs(r - 10) <= max_shift
+                   and min(abs(c - 14), abs(c - mirrored_column)) <= max_shift for r, c in lit)
+        assert max(abs(r - 10) for r, _ in lit) == max_shift
 
 
 def test_augmentation_that_does_not_fit_the_data_set_is_refused_before_any_file(tmp_path):

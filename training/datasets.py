@@ -48,7 +48,20 @@ class DatasetSpec:
     augmentation: str  # "imagenet" or one of SMALL_IMAGE_AUGMENTATIONS
 
 
-SMALL_IMAGE_AUGMENTATIONS = ("none", "flip", "pad_crop_flip")
+@dataclass(frozen=True)
+class SmallImageAugmentation:
+    """Random horizontal flips and random shifts of up to `max_shift` pixels (zero-padded)."""
+
+    flip: bool
+    max_shift: int = 0
+
+
+SMALL_IMAGE_AUGMENTATIONS = {
+    "none": SmallImageAugmentation(flip=False),
+    "flip": SmallImageAugmentation(flip=True),
+    "pad2_crop_flip": SmallImageAugmentation(flip=True, max_shift=2),
+    "pad_crop_flip": SmallImageAugmentation(flip=True, max_shift=4),  # the CIFAR standard
+}
 
 DATASETS = {
     spec.name: spec
@@ -189,11 +202,14 @@ def check_augmentation(spec: DatasetSpec, augmentation: Optional[str]) -> str:
 
 
 def _augment(image, kind: str):
-    if kind in ("flip", "pad_crop_flip"):
+    augmentation = SMALL_IMAGE_AUGMENTATIONS[kind]
+    if augmentation.flip:
         image = tf.image.random_flip_left_right(image)
-    if kind == "pad_crop_flip":
+    if augmentation.max_shift:
         height, width, channels = image.shape
-        image = tf.image.pad_to_bounding_box(image, 4, 4, height + 8, width + 8)
+        shift = augmentation.max_shift
+        image = tf.image.pad_to_bounding_box(image, shift, shift, height + 2 * shift,
+                                             width + 2 * shift)
         image = tf.image.random_crop(image, (height, width, channels))
     return image
 
