@@ -1,31 +1,51 @@
 """The installed package, not only the checkout, carries what the registry reads."""
 
+import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import zoo
 
-PACKAGE_DIR = Path(zoo.__file__).parent
-SOURCE_DIR = PACKAGE_DIR.parent
+SOURCE_DIR = Path(zoo.__file__).parents[1]
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "runs", "build", "*.egg-info",
                                     "__pycache__", ".pytest_cache")
+# Run from the installed copy: the pretrained sets and searched models it registers, and
+# each shipped file's checksum verified.
+INSTALLED_INVENTORY = """
+import json, zoo
+print(json.dumps({
+    "file": zoo.__file__,
+    "pretrained": {r.name: sorted(r.weights) for r in zoo.list_models(pretrained=True)},
+    "models": [r.name for r in zoo.list_models()],
+    "verified": [str(zoo.weights_file(r, "fashion_mnist"))
+                 for r in zoo.list_models(pretrained="fashion_mnist")],
+}))
+"""
 
 
-def test_the_wheel_ships_every_data_file_of_the_zoo_package(tmp_path):
-    """Weight files, their JSON records and the searched configurations: a wheel that
-    drops the records installs a zoo without its pretrained weights or searched models.
-    Built from a copy, so that no earlier build's file lists (egg-info) take part."""
-    data_files = {f"zoo/{p.relative_to(PACKAGE_DIR).as_posix()}" for p in PACKAGE_DIR.rglob("*")
-                  if p.is_file() and p.suffix in (".h5", ".json")}
-    assert any(name.endswith(".json") for name in data_files)  # records exist to be shipped
-    source = tmp_path / "source"
+def test_an_installed_wheel_registers_the_same_models_and_weights_as_the_checkout(tmp_path):
+    """A wheel built from a clean copy (no earlier build's file lists take part), installed
+    on its own: it must carry the weights' JSON records and searched configurations, or
+    the installed zoo has no pretrained weights and no searched models."""
+    source, dist, site = tmp_path / "source", tmp_path / "dist", tmp_path / "site"
     shutil.copytree(SOURCE_DIR, source, ignore=NOT_SOURCE)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+    pip = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(dist),
+                          str(source)], check=True, capture_output=True)
+    (wheel,) = dist.glob("*.whl")
+    subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)
-    (wheel,) = (tmp_path / "dist").glob("*.whl")
-    shipped = set(zipfile.ZipFile(wheel).namelist())
-    assert data_files <= shipped, sorted(data_files - shipped)
+    shutil.rmtree(source)  # nothing may come from the copy
+    result = subprocess.run([sys.executable, "-c", INSTALLED_INVENTORY], cwd=tmp_path,
+                            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    installed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert installed["file"].startswith(str(site))
+    assert installed["models"] == [r.name for r in zoo.list_models()]
+    assert installed["pretrained"] == {r.name: sorted(r.weights)
+                                       for r in zoo.list_models(pretrained=True)}
+    assert len(installed["verified"]) == len(zoo.list_models(pretrained="fashion_mnist")) > 0
+    assert all(path.startswith(str(site)) for path in installed["verified"])
