@@ -57,10 +57,10 @@ SPECIFIC: dict = {
     # statistics, so not adopted (kept for S1 alone, it would be chosen on the test set).
     ("BinaryMobileNet-Evo-S1", "fashion_mnist"): Recipe(13, 128, 2e-3),
     # Four times Tiny's width overfits with flips alone (Tiny: 95.3% training accuracy,
-    # 92.5% test); random 4-pixel shifts regularise it. 81 minutes here; the shipped run
-    # ended at 93.7% training accuracy with test accuracy still rising: it underfits, so
-    # more epochs (or milder shifts), not more regularisation, is the next lever.
-    ("BinaryDenseNetSmall", "fashion_mnist"): Recipe(20, 128, 2e-3, augmentation="pad_crop_flip"),
+    # 92.5% test). Random 4-pixel shifts (pad_crop_flip) over-regularised it: 92.87%, with
+    # training accuracy 93.7% and test accuracy still rising. 2-pixel shifts: 93.32% in
+    # 70 minutes here (training accuracy 94.5%), the shipped weights.
+    ("BinaryDenseNetSmall", "fashion_mnist"): Recipe(20, 128, 2e-3, augmentation="pad2_crop_flip"),
 }
 
 
