@@ -84,6 +84,12 @@ def imagenet_batch():
     return np.stack(images)
 
 
+def pytest_collection_modifyitems(items):
+    """Run the tests marked `slow` first: with one xdist worker per core, the long ones
+    then overlap each other instead of leaving one worker busy after the other is done."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
     yield

@@ -62,6 +62,7 @@ def test_no_top_ends_in_features():
     assert len(model.output_shape) == 4
 
 
+@pytest.mark.slow
 def test_every_registered_model_has_a_larq_summary_and_its_generated_docs_row(monkeypatch):
     """`python -m zoo list --markdown` (run in process: a subprocess would only add
     TensorFlow's start-up time) prints exactly docs/models.md; larq's summary works on every

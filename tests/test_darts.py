@@ -201,6 +201,7 @@ def test_architecture_step_leaves_weights_and_weight_step_leaves_alpha_beta(tiny
     assert any(not np.array_equal(a, b) for a, b in zip(weights, _values(s.weight_variables)))
 
 
+@pytest.mark.slow
 def test_search_resumes_from_its_epoch_checkpoint(tmp_path, eager_functions):
     rng = np.random.default_rng(0)
     data = (rng.random((32, 16, 16, 1), np.float32), rng.integers(0, 10, 32))
@@ -292,6 +293,7 @@ def test_a_darts_search_resumed_with_other_settings_is_refused(tmp_path, stop_at
     assert json.loads((tmp_path / "darts" / "settings.json").read_text())["patience"] != 7
 
 
+@pytest.mark.slow
 def test_darts_trial_runs_on_a_keras_tuner_worker(tmp_path):
     """keras-tuner's distributed mode on 127.0.0.1: the chief serves, the worker searches."""
     out = tmp_path / "darts"

@@ -79,6 +79,7 @@ def test_meaningless_distillation_settings_are_refused(weight, temperature):
         distill.Distiller(_classifier(1), _classifier(2), weight=weight, temperature=temperature)
 
 
+@pytest.mark.slow
 def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_path):
     """Real Fashion-MNIST; the teacher is the shipped BinaryDenseNetTiny."""
     from zoo import build_model, registry, weights as weights_io
@@ -126,6 +127,7 @@ def test_teacher_weights_without_a_teacher_are_refused(capsys):
     assert "--teacher-weights needs --teacher NAME" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path, monkeypatch):
     """`--float-twin` trains full-precision weights (here taught by the shipped binary
     model, which stays binary); as --teacher-weights they are loaded into the float twin,

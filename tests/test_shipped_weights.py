@@ -25,6 +25,7 @@ def fashion_mnist_test():
     return datasets.idx_arrays(folder, "test")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, key", SHIPPED)
 def test_shipped_weights_reach_their_recorded_accuracy_on_raw_images(name, key, fashion_mnist_test):
     images, labels = fashion_mnist_test  # raw uint8: the model applies its preprocessing

@@ -29,6 +29,7 @@ def _metrics(output_dir):
     return json.loads((Path(output_dir) / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_imagenet_through_the_real_tfds_builder(tmp_path):
     manual = build_manual_dir(tmp_path / "manual", train_images=8, val_images=4)
     out = tmp_path / "run"
@@ -60,15 +61,16 @@ def test_grayscale_jpegs_decode_to_three_channels(training):
     assert images.shape == (2, 224, 224, 3)
 
 
-TEST_EXAMPLES = 5000  # the one-epoch run's test images, for every check of it
+TEST_EXAMPLES = 2000  # the one-epoch run's test images, for every check of it
 
 
+@pytest.mark.slow
 def test_fashion_mnist_one_epoch_learns(tmp_path):
-    """One epoch on 12,000 real training images, scored on the first 5,000 test images.
+    """One epoch on 12,000 real training images, scored on the first 2,000 test images.
 
     Chance is 10%; the threshold of 70% cannot be met without learned features (a
     linear classifier on raw pixels needs full-data training to pass ~80%). Every later
-    check scores those same 5,000 images (evaluate.py is checked in test_shipped_weights).
+    check scores those same 2,000 images (evaluate.py is checked in test_shipped_weights).
     """
     out = tmp_path / "run"
     result = _run(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
@@ -178,10 +180,11 @@ def _check_packaging(run_dir, metrics, tmp_path):
             package(other)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     out = tmp_path / "run"
     args = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "3",
-            "--batch-size", "64", "--train-examples", "3200", "--test-examples", "500",
+            "--batch-size", "64", "--train-examples", "1920", "--test-examples", "500",
             "--validation-freq", "2", "--output-dir", str(out)]
     process = subprocess.Popen(TRAIN + args, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -205,7 +208,7 @@ def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     assert f"Epoch {completed + 1}/3" in resumed.stdout + resumed.stderr
     assert f"Epoch {completed}/3" not in resumed.stdout + resumed.stderr
     epochs = _metrics(out)["epochs"]
-    steps = 3200 // 64
+    steps = 1920 // 64
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     # Scored every 2nd epoch and after the last, counted from the run's start.
     assert ["val_accuracy" in e for e in epochs] == [False, True, True]
