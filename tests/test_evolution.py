@@ -212,7 +212,8 @@ def test_supernet_shares_weights_across_configurations(eager_functions):
 
 
 # Eager: at this size tracing the supernet costs more than running it.
-SEARCH = [sys.executable, "-m", "search", "evolution", "--eager", "--trials", "6",
+SEARCH_TRIALS = 6
+SEARCH = [sys.executable, "-m", "search", "evolution", "--eager", "--trials", str(SEARCH_TRIALS),
           "--population", "3", "--supernet-epochs", "1", "--train-examples", "512", "--val-examples", "256",
           "--calibration-batches", "1", "--batch-size", "64"]
 
@@ -241,9 +242,9 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "supernet: loaded" in resumed.stdout
     rows = json.loads((out / "evolution_trials.json").read_text())
-    assert len(rows) == 6
+    assert len(rows) == SEARCH_TRIALS
     configs = [tuple(r["groups"]) for r in rows]
-    assert len(set(configs)) == 6
+    assert len(set(configs)) == SEARCH_TRIALS
     for trial_id, groups in done_before.items():  # finished trials kept, not re-run
         assert f"trial {trial_id}:" not in resumed.stdout
         assert [r["groups"] for r in rows if r["trial_id"] == trial_id] == [groups]
@@ -273,13 +274,14 @@ def test_corrupt_search_directory_is_a_clear_error(tmp_path):
 def test_chief_and_workers_share_one_search(tmp_path):
     """keras-tuner's own distributed mode: the chief runs the oracle, workers evaluate."""
     out = tmp_path / "search"
-    args = SEARCH + ["--output-dir", str(out), "--trials", "4"]
+    trials = 4
+    args = SEARCH + ["--output-dir", str(out), "--trials", str(trials)]
     run_chief_and_workers(args, ROOT, workers=2)
     evaluations = _evaluations(out / "evolution")
-    assert len(evaluations) == 4
+    assert len(evaluations) == trials
     assert {e["tuner_id"] for e in evaluations} == {"tuner0", "tuner1"}
-    assert len({tuple(e["groups"]) for e in evaluations}) == 4
-    assert len(json.loads((out / "evolution_trials.json").read_text())) == 4
+    assert len({tuple(e["groups"]) for e in evaluations}) == trials
+    assert len(json.loads((out / "evolution_trials.json").read_text())) == trials
 
 
 def test_batch_norm_recalibration_gives_the_mean_of_the_batches():

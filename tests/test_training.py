@@ -183,8 +183,10 @@ def _check_packaging(run_dir, metrics, tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     out = tmp_path / "run"
+    train_examples, batch_size = 1920, 64
     args = ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "3",
-            "--batch-size", "64", "--train-examples", "1920", "--test-examples", "500",
+            "--batch-size", str(batch_size), "--train-examples", str(train_examples),
+            "--test-examples", "500",
             "--validation-freq", "2", "--output-dir", str(out)]
     process = subprocess.Popen(TRAIN + args, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -208,7 +210,7 @@ def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     assert f"Epoch {completed + 1}/3" in resumed.stdout + resumed.stderr
     assert f"Epoch {completed}/3" not in resumed.stdout + resumed.stderr
     epochs = _metrics(out)["epochs"]
-    steps = 1920 // 64
+    steps = train_examples // batch_size
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     # Scored every 2nd epoch and after the last, counted from the run's start.
     assert ["val_accuracy" in e for e in epochs] == [False, True, True]
