@@ -301,8 +301,9 @@ def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
 
 def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path, eager_functions):
     """What package.py ships and train.py --export-tflite converts (`deployable_model`), and
-    back: train.py --init-weights fine-tunes a shipped (grouped, sign-bits) file masked."""
-    from training.export import deployable_model, load_for_training
+    back: a shipped (grouped, sign-bits) file loads into the masked form, which
+    train.py --init-weights fine-tunes and Keras runs faster on a CPU."""
+    from training.export import deployable_model
     from zoo import weights as weights_io
 
     groups = [16, 8, 32, 64, 32, 128, 64, 16, 256, 32, 128, 64, 512]
@@ -316,8 +317,9 @@ def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path,
     np.testing.assert_allclose(grouped.predict(x, verbose=0), masked.predict(x, verbose=0), atol=1e-4)
     shipped = tmp_path / "shipped.h5"
     weights_io.save(grouped, shipped, "BinaryMobileNet-Depthwise", sign_bits=True)
-    fine_tuned = build_model("BinaryMobileNet-Depthwise", groups=groups, form="masked")
-    load_for_training(fine_tuned, shipped, "BinaryMobileNet-Depthwise", {"groups": groups, "form": "masked"})
+    fine_tuned = build_model("BinaryMobileNet-Depthwise", groups=groups, form="masked",
+                             weights=str(shipped))
+    assert any(isinstance(l, layers.MaskedGroupConv2D) for l in fine_tuned.layers)
     np.testing.assert_allclose(fine_tuned.predict(x, verbose=0), grouped.predict(x, verbose=0), atol=1e-4)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from training import datasets
 from training.evaluate import evaluate
-from zoo import build_model, list_models, weights as weights_io, weights_file
+from zoo import build_model, layers, list_models, weights as weights_io, weights_file
 from zoo.weights import WeightsError
 
 SHIPPED = [(r.name, key) for r in list_models() for key, w in r.weights.items()
@@ -70,3 +70,20 @@ def test_weights_file_is_the_verified_shipped_file_and_names_what_exists(name, k
     assert weights_io.sha256_of(path) == recorded
     with pytest.raises(ValueError, match=f"available: '{key}'"):
         weights_file(name, "imagenet21k")
+
+
+MASKED_FORM = [(name, key) for name, key in SHIPPED
+               if "form" in next(r for r in list_models() if r.name == name).config]
+
+
+@pytest.mark.parametrize("name, key", MASKED_FORM)
+def test_shipped_weights_load_into_the_masked_form_with_the_same_predictions(
+        name, key, fashion_mnist_test):
+    """Files hold the grouped form; Keras users on a CPU can run the faster masked one."""
+    images = fashion_mnist_test[0][:500]
+    grouped = build_model(name, weights=key).predict(images, batch_size=500, verbose=0)
+    masked = build_model(name, weights=key, form="masked")
+    network = masked.layers[-1]  # behind the Preprocess layer
+    assert any(isinstance(l, layers.MaskedGroupConv2D) for l in network.layers)
+    np.testing.assert_allclose(masked.predict(images, batch_size=500, verbose=0), grouped,
+                               atol=1e-4)

@@ -43,22 +43,6 @@ def deployable_model(trained, model_config: dict):
     return to_grouped(trained, grouped)
 
 
-def load_for_training(model, path, model_name: str, model_config: dict) -> None:
-    """Load `train.py --init-weights`: a run's own file (its training form) or a deployable
-    one, e.g. shipped weights, which a "masked"-form model takes through its grouped form."""
-    from zoo import weights as weights_io
-    from zoo.models.mobilenet import to_masked
-
-    try:
-        weights_io.load_into(model, path, model_name)
-    except weights_io.WeightsError:
-        if model_config.get("form") != "masked":
-            raise
-        grouped = deployable_model(model, model_config)
-        weights_io.load_into(grouped, path, model_name)  # fits neither form: its error
-        to_masked(grouped, model)
-
-
 def merged_dilated_convs(model) -> list:
     """Groups of dilated binary convolutions that LCE will run as float convolutions.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shlex
 import sys
 import time
@@ -149,6 +150,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.teacher_weights and not args.teacher:
         parser.error("--teacher-weights needs --teacher NAME: the model the file is for")
+    if args.init_weights and not os.path.isfile(args.init_weights):
+        parser.error(f"--init-weights {args.init_weights}: no such file (give the path of a "
+                     "weights file, e.g. a run's final.h5 or one in zoo/weights/)")
     return args
 
 
@@ -187,11 +191,10 @@ def run(args) -> dict:
     weights_name = weights_io.float_twin_name(record.name) if args.float_twin else record.name
     with distribute.get_strategy().scope():
         with networks():
+            # --init-weights: a resumed run's checkpoint then overrides these.
             network = zoo.build_model(record.name, input_shape=input_shape,
-                                      num_classes=spec.num_classes, **args.model_config)
-            if args.init_weights:  # a resumed run's checkpoint then overrides these
-                export.load_for_training(network, args.init_weights, record.name,
-                                         args.model_config)
+                                      num_classes=spec.num_classes, weights=args.init_weights,
+                                      **args.model_config)
         model, distillation = network, None
         if args.teacher:
             teacher, distillation = distill.load_teacher(

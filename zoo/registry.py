@@ -75,6 +75,9 @@ class ModelRecord:
     aliases: Sequence[str] = ()
     weights: Mapping[str, Weights] = field(default_factory=dict)
     default_num_classes: int = 1000
+    # load_weights(model, path, model_name, build_kwargs) for a family whose models can be
+    # built in a form other than the one its files hold; None: `zoo.weights.load_into`.
+    load_weights: Optional[Callable] = None
 
 
 _REGISTRY: dict[str, ModelRecord] = {}
@@ -279,22 +282,20 @@ def build_model(
             f"{record.name} has no option {sorted(unknown)}; its configuration keys "
             f"are {sorted(record.config)}."
         )
-    model = record.builder(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        name=record.name,
-        **{**record.config, **config_overrides},
-    )
-    if named is not None:
-        weights_io.load_into(model, weights_file(record, weights, include_top=include_top),
-                             record.name)
-        if named.raw_input:
-            from zoo.preprocessing import with_preprocessing
+    build_kwargs = dict(input_shape=input_shape, num_classes=num_classes,
+                        include_top=include_top, name=record.name,
+                        **{**record.config, **config_overrides})
+    model = record.builder(**build_kwargs)
+    if weights is not None:
+        path = weights if named is None else weights_file(record, weights, include_top=include_top)
+        if record.load_weights is None:
+            weights_io.load_into(model, path, record.name)
+        else:
+            record.load_weights(model, path, record.name, build_kwargs)
+    if named is not None and named.raw_input:
+        from zoo.preprocessing import with_preprocessing
 
-            model = with_preprocessing(model, named.preprocessing)
-    elif weights is not None:
-        weights_io.load_into(model, weights, record.name)
+        model = with_preprocessing(model, named.preprocessing)
     return model
 
 

@@ -14,6 +14,7 @@ first convolution and the classifier stay in full precision, as in every accurat
 import tensorflow as tf
 
 from zoo import layers, quantizers
+from zoo import weights as weights_io
 from zoo.registry import ModelRecord, register, register_searched
 
 PAPER = "Phan et al. 2020, Binarizing MobileNet via Evolution-based Searching (CVPR)"
@@ -109,6 +110,19 @@ def to_grouped(masked_model, grouped_model):
     return grouped_model
 
 
+def load_weights(model, path, model_name: str, build_kwargs: dict) -> None:
+    """Files hold the grouped (deployable) form; a "masked"-form model, the fast one to
+    fine-tune or run in Keras on a CPU, takes them through that form."""
+    try:
+        weights_io.load_into(model, path, model_name)
+    except weights_io.WeightsError:
+        if build_kwargs.get("form") != "masked":
+            raise
+        grouped = binary_mobilenet(**{**build_kwargs, "form": "grouped"})
+        weights_io.load_into(grouped, path, model_name)  # fits neither form: its error
+        to_masked(grouped, model)
+
+
 def to_masked(grouped_model, masked_model):
     """Copy a "grouped"-form model's weights (e.g. shipped ones) into its "masked" form."""
     for source, target in zip(grouped_model.layers, masked_model.layers):
@@ -136,6 +150,7 @@ for _name, _groups, _shape, _classes, _config in (
             default_input_shape=_shape,
             min_input_size=1,  # 'same' padding: any map of at least 1x1 works
             default_num_classes=_classes,
+            load_weights=load_weights,
         )
     )
 
