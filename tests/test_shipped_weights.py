@@ -92,3 +92,19 @@ def test_shipped_weights_load_into_the_masked_form_with_the_same_predictions(
     assert any(isinstance(l, layers.MaskedGroupConv2D) for l in network.layers)
     np.testing.assert_allclose(masked.predict(images, batch_size=500, verbose=0), grouped,
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("name, key", MASKED_FORM)
+def test_evaluate_takes_the_model_config_a_run_was_trained_with(name, key, tmp_path, capsys):
+    """A run trained in the masked form saves masked weights: evaluate.py builds that form."""
+    masked = build_model(name, weights=weights_file(name, key), form="masked")
+    run_file = tmp_path / "final.h5"
+    weights_io.save(masked, run_file, name)  # Keras' layout, as train.py saves a run
+    scored = evaluate("fashion_mnist", name, str(run_file), limit=500,
+                      model_config={"form": "masked"})
+    assert scored["top1"] == pytest.approx(evaluate("fashion_mnist", name, key, limit=500)["top1"])
+    with pytest.raises(WeightsError, match="do not fit"):  # the default, grouped form
+        evaluate("fashion_mnist", name, str(run_file), limit=10)
+    from training.evaluate import main
+    with pytest.raises(SystemExit, match="has no option \\['bogus'\\]"):
+        main(["fashion_mnist", "--model", name, "--weights", key, "--model-config", '{"bogus": 1}'])

@@ -130,7 +130,7 @@ def test_lineage_continues_shipped_weights(tmp_path):
         lineage(fine_tune)
 
 
-def test_init_weights_of_another_model_or_a_missing_file_is_refused(tmp_path, capsys):
+def test_wrong_init_weights_or_an_unknown_model_option_is_refused(tmp_path, capsys):
     from zoo import weights as weights_io
 
     other = str(weights_io.PACKAGE_WEIGHTS_DIR / "UBNAS-A-fashion_mnist.h5")
@@ -138,6 +138,10 @@ def test_init_weights_of_another_model_or_a_missing_file_is_refused(tmp_path, ca
         train.main(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
                     "--train-examples", "256", "--output-dir", str(tmp_path / "run"),
                     "--init-weights", other])
+    with pytest.raises(SystemExit, match="has no option \\['bogus'\\]"):
+        train.main(["fashion_mnist", "--model", "BinaryDenseNetTiny", "--model-config",
+                    '{"bogus": 1}', "--output-dir", str(tmp_path / "bogus")])
+    assert not (tmp_path / "bogus").exists()
     with pytest.raises(SystemExit):  # argparse's error, before any output is written
         train.parse_args(["fashion_mnist", "--init-weights", str(tmp_path / "missing.h5")])
     assert "missing.h5: no such file" in capsys.readouterr().err

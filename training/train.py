@@ -160,6 +160,7 @@ def run(args) -> dict:
     """Train as `args` say; return the run's summary (also written to metrics.json)."""
     spec = datasets.get_spec(args.dataset)
     record = zoo.get_record(args.model)
+    zoo.registry.check_config(record, args.model_config)  # before any file is written
     recipe = recipes.recipe_for(
         record.name, spec.name, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, schedule=args.schedule, augmentation=args.augmentation,
@@ -300,7 +301,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run(args)
-    except (datasets.DatasetMissingError, RunExistsError, ValueError) as error:
+    except (datasets.DatasetMissingError, RunExistsError, ValueError,
+            zoo.registry.UnknownOptionError) as error:
         sys.exit(f"error: {error}")
 
 

@@ -210,6 +210,20 @@ def _check_input_shape(record: ModelRecord, input_shape) -> tuple:
     return shape
 
 
+class UnknownOptionError(TypeError):
+    """A configuration key the model does not have (a TypeError, as for any keyword)."""
+
+
+def check_config(record: ModelRecord, overrides: Mapping) -> None:
+    """Refuse configuration keys the model does not have (before any work is done)."""
+    unknown = set(overrides) - set(record.config)
+    if unknown:
+        raise UnknownOptionError(
+            f"{record.name} has no option {sorted(unknown)}; its configuration keys "
+            f"are {sorted(record.config)}."
+        )
+
+
 def _resolve_weights(record: ModelRecord, weights, include_top, num_classes, input_shape):
     """Return (named Weights or None, num_classes, input_shape) after consistency checks."""
     if weights is None or (isinstance(weights, str) and os.path.exists(weights)):
@@ -276,12 +290,7 @@ def build_model(
     if not isinstance(num_classes, int) or num_classes <= 0:
         raise ValueError(f"{record.name}: num_classes must be a positive int.")
     input_shape = _check_input_shape(record, input_shape)
-    unknown = set(config_overrides) - set(record.config)
-    if unknown:
-        raise TypeError(
-            f"{record.name} has no option {sorted(unknown)}; its configuration keys "
-            f"are {sorted(record.config)}."
-        )
+    check_config(record, config_overrides)
     build_kwargs = dict(input_shape=input_shape, num_classes=num_classes,
                         include_top=include_top, name=record.name,
                         **{**record.config, **config_overrides})
