@@ -155,9 +155,9 @@ for _name, (_aliases, _layers, _reductions, _dilations) in VARIANTS.items():
 # steps of batch 128 measured alone on 2 cores): a stride-2 stem keeps every block at
 # 14x14 or less. Tiny (growth 32): ~16 M binary MACs, 0.17 s per step. Small (growth 64,
 # the paper's): ~63 M binary MACs, 0.36 s per step, about three minutes an epoch.
-# Tiny with a stride-1 stem (blocks at 28x28, 14x14, 7x7; 0.58 s per step) ended at 91.99%
-# after 15 epochs with 2-pixel shifts (71 minutes, training accuracy 93.0%): below both
-# shipped variants in the same time, so finer maps do not pay for their cost here.
+# Tiny with a stride-1 stem (blocks at 28x28, 14x14, 7x7; about 0.6 s a step in its run)
+# ended at 91.99% after 15 epochs with 2-pixel shifts (71 minutes, training accuracy
+# 93.0%): below both shipped variants, so finer maps do not pay for their cost here.
 # name: (larq-zoo-style alias, growth rate and initial filters)
 SMALL_INPUT_VARIANTS = {
     "BinaryDenseNetTiny": ("binary_densenet_tiny", 32),
