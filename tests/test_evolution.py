@@ -299,6 +299,7 @@ def test_batch_norm_recalibration_gives_the_mean_of_the_batches():
                                sum(w * mu for w, mu in zip(weights, means)), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path, eager_functions):
     """What package.py ships and train.py --export-tflite converts (`deployable_model`), and
     back: a shipped (grouped, sign-bits) file loads into the masked form, which
