@@ -95,7 +95,7 @@ def test_shipped_weights_load_into_the_masked_form_with_the_same_predictions(
 
 
 @pytest.mark.parametrize("name, key", MASKED_FORM)
-def test_evaluate_takes_the_model_config_a_run_was_trained_with(name, key, tmp_path, capsys):
+def test_evaluate_takes_the_model_config_a_run_was_trained_with(name, key, tmp_path):
     """A run trained in the masked form saves masked weights: evaluate.py builds that form."""
     masked = build_model(name, weights=weights_file(name, key), form="masked")
     run_file = tmp_path / "final.h5"

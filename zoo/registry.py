@@ -63,6 +63,11 @@ def packaged_weights(record_file: str) -> Weights:
     )
 
 
+def load_weights_file(model, path, model_name: str, build_kwargs: dict) -> None:
+    """How a record loads a weights file unless its family needs more (its `load_weights`)."""
+    weights_io.load_into(model, path, model_name)
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     name: str
@@ -75,9 +80,8 @@ class ModelRecord:
     aliases: Sequence[str] = ()
     weights: Mapping[str, Weights] = field(default_factory=dict)
     default_num_classes: int = 1000
-    # load_weights(model, path, model_name, build_kwargs) for a family whose models can be
-    # built in a form other than the one its files hold; None: `zoo.weights.load_into`.
-    load_weights: Optional[Callable] = None
+    # Replaced by a family whose models can be built in a form other than its files hold.
+    load_weights: Callable = load_weights_file
 
 
 _REGISTRY: dict[str, ModelRecord] = {}
@@ -297,10 +301,7 @@ def build_model(
     model = record.builder(**build_kwargs)
     if weights is not None:
         path = weights if named is None else weights_file(record, weights, include_top=include_top)
-        if record.load_weights is None:
-            weights_io.load_into(model, path, record.name)
-        else:
-            record.load_weights(model, path, record.name, build_kwargs)
+        record.load_weights(model, path, record.name, build_kwargs)
     if named is not None and named.raw_input:
         from zoo.preprocessing import with_preprocessing
 
