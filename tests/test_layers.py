@@ -180,7 +180,7 @@ def test_lce_computes_a_binary_conv_on_a_smaller_map_as_keras_does(size, kernel,
     On a 1x1 output the subtracted constant is one per channel, folded into the bias."""
     import larq_compute_engine as lce
 
-    from training.export import distinct_batch_norm, flatbuffer_op_counts
+    from training.export import convert, distinct_batch_norm, flatbuffer_op_counts
     from zoo.quantizers import APPROX_SIGN
 
     inputs = tf.keras.Input((size, size, 32))
@@ -188,7 +188,7 @@ def test_lce_computes_a_binary_conv_on_a_smaller_map_as_keras_does(size, kernel,
     model = distinct_batch_norm(
         tf.keras.Model(inputs, layers.binary_residual(inputs, conv, strides=strides)))
     conv.kernel.assign(np.random.default_rng(1).standard_normal(conv.kernel.shape))
-    flatbuffer = lce.convert_keras_model(model)
+    flatbuffer = convert(model)
     assert flatbuffer_op_counts(flatbuffer).get("LceBconv2d") == 1
     images = np.random.default_rng(2).standard_normal((8, size, size, 32)).astype(np.float32)
     deployed = lce.testing.Interpreter(flatbuffer, num_threads=1).predict(images)

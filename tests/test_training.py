@@ -311,10 +311,9 @@ def test_export_finds_the_dilated_convolutions_lce_would_leave_in_float():
     """Two dilated binary modules on one input with equal BN values (a fresh build): the
     converter merges their inputs and LCE runs both convolutions in float. With distinct
     BN values (as after training) both are binary. Checked on the real flatbuffers."""
-    import larq_compute_engine as lce
     import tensorflow as tf
 
-    from training.export import distinct_batch_norm, flatbuffer_op_counts, merged_dilated_convs
+    from training.export import convert, distinct_batch_norm, flatbuffer_op_counts, merged_dilated_convs
     from zoo.models.ubnas import OPERATIONS
 
     inputs = tf.keras.Input((14, 14, 16))
@@ -322,12 +321,12 @@ def test_export_finds_the_dilated_convolutions_lce_would_leave_in_float():
     model = tf.keras.Model(inputs, tf.keras.layers.Add()(branches))
 
     assert [len(group) for group in merged_dilated_convs(model)] == [2]
-    fresh = flatbuffer_op_counts(lce.convert_keras_model(model))
+    fresh = flatbuffer_op_counts(convert(model))
     assert fresh.get("CONV_2D") == 2 and "LceBconv2d" not in fresh
 
     distinct_batch_norm(model)
     assert merged_dilated_convs(model) == []
-    distinct = flatbuffer_op_counts(lce.convert_keras_model(model))
+    distinct = flatbuffer_op_counts(convert(model))
     assert distinct.get("LceBconv2d") == 2 and "CONV_2D" not in distinct
 
 
