@@ -324,6 +324,44 @@ def test_masked_training_form_converts_to_the_deployable_grouped_model(tmp_path,
     np.testing.assert_allclose(fine_tuned.predict(x, verbose=0), grouped.predict(x, verbose=0), atol=1e-4)
 
 
+def test_prelus_start_as_the_identity_and_take_weights_trained_without_them(tmp_path):
+    """residual_activation="prelu" fine-tunes a nonlinearity into weights trained without
+    one: such a file loads (into the masked form too) and computes what it did."""
+    from zoo import weights as weights_io
+    from zoo.weights import WeightsError
+
+    def build(**config):
+        return build_model("BinaryMobileNet-Depthwise", input_shape=(8, 8, 1), **config)
+
+    rng = np.random.default_rng(0)
+    plain = build()
+    for layer in plain.layers:  # trained-looking BatchNorms, so the comparison is not trivial
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.set_weights([rng.normal(1, 0.3, w.shape) if i != 3 else rng.uniform(0.5, 2, w.shape)
+                               for i, w in enumerate(layer.get_weights())])
+    plain_file = tmp_path / "plain.h5"
+    weights_io.save(plain, plain_file, "BinaryMobileNet-Depthwise", sign_bits=True)
+    x = rng.random((4, 8, 8, 1), dtype=np.float32)
+
+    def outputs(model):  # eager: tracing predict's function costs more than these calls
+        return model(x, training=False).numpy()
+
+    with_prelus = build(form="masked", residual_activation="prelu", weights=str(plain_file))
+    prelus = [l for l in with_prelus.layers if isinstance(l, tf.keras.layers.PReLU)]
+    assert len(prelus) == 26  # one after each of the 13 blocks' two modules
+    np.testing.assert_allclose(outputs(with_prelus), outputs(plain), atol=1e-5)
+    for prelu in prelus:  # a slope below 1: now a nonlinearity the plain network lacks
+        prelu.set_weights([np.full_like(w, 0.25) for w in prelu.get_weights()])
+    assert not np.allclose(outputs(with_prelus), outputs(plain), atol=1e-3)
+
+    prelu_file = tmp_path / "prelu.h5"
+    weights_io.save(with_prelus, prelu_file, "BinaryMobileNet-Depthwise")
+    with pytest.raises(WeightsError, match="do not fit"):  # the PReLUs cannot be dropped
+        build(weights=str(prelu_file))
+    with pytest.raises(ValueError, match="residual_activation='relu' is not one of"):
+        build(residual_activation="relu")
+
+
 def test_a_trial_scored_before_a_kill_is_not_scored_again(tmp_path):
     """Killed between writing a trial's evaluation and keras-tuner recording the trial,
     the resumed search runs that trial again: it takes the evaluation, not a new score."""

@@ -76,61 +76,90 @@ def binary_mobilenet(
     width_multiplier=1.0,
     stem_strides=2,
     form="grouped",
+    residual_activation=None,
     group_conv=None,
 ):
     """MobileNetV1 with binary group/pointwise convolutions.
 
     `form` picks the 3x3 convolution: "grouped" (deployable) or "masked" (trains faster
-    on a CPU; `to_grouped` converts). The search supernet passes its own
+    on a CPU; `copy_weights` converts). The search supernet passes its own
     `group_conv(channels, groups, strides, block)`, so all are this one topology.
     """
     quant = quantizers.APPROX_SIGN
     group_conv = group_conv or GROUP_CONV_FORMS[form]
     group_counts = resolve_groups(groups, width_multiplier)
+    activation = residual_activation_layer(residual_activation)
     inputs = tf.keras.Input(shape=input_shape)
     x = layers.full_precision_conv(int(STEM_FILTERS * width_multiplier), 3, strides=stem_strides)(inputs)
     x = layers.batch_norm()(x)
     for block, ((filters, strides), g) in enumerate(zip(BLOCKS, group_counts)):
         channels = x.shape[-1]
-        x = layers.binary_residual(x, group_conv(channels, g, strides, block), strides=strides)
+        x = activation(layers.binary_residual(x, group_conv(channels, g, strides, block),
+                                              strides=strides))
         pointwise = layers.binary_conv(int(filters * width_multiplier), 1, quant)
-        x = layers.binary_residual(x, pointwise)
+        x = activation(layers.binary_residual(x, pointwise))
     if include_top:
         x = layers.classifier(x, num_classes)
     return tf.keras.Model(inputs, x, name=name)
 
 
-def to_grouped(masked_model, grouped_model):
-    """Copy a "masked"-form model's weights into the same network in "grouped" form."""
-    for source, target in zip(masked_model.layers, grouped_model.layers):
-        if isinstance(source, layers.MaskedGroupConv2D):
-            target.set_weights([source.grouped_kernel(target.groups)])
+def residual_activation_layer(kind):
+    """What follows each binary module: nothing, or a per-channel PReLU at slope 1."""
+    if kind is None:
+        return lambda x: x
+    if kind == "prelu":
+        return lambda x: tf.keras.layers.PReLU(
+            alpha_initializer=tf.keras.initializers.Constant(1.0), shared_axes=[1, 2])(x)
+    raise ValueError(f"residual_activation={kind!r} is not one of None, 'prelu'.")
+
+
+def copy_weights(source, target):
+    """Copy weights between two builds of one network: from either form of the 3x3
+    convolutions to the other, and from a build without PReLUs into one with them (which
+    keep slope 1, so the target computes what the source does)."""
+    adds_prelus = not any(isinstance(layer, tf.keras.layers.PReLU) for layer in source.layers)
+    sources = [layer for layer in source.layers if layer.weights]
+    targets = [layer for layer in target.layers if layer.weights
+               and not (adds_prelus and isinstance(layer, tf.keras.layers.PReLU))]
+    if len(sources) != len(targets):
+        raise ValueError(f"{source.name} and {target.name} are not builds of one network.")
+    for s, t in zip(sources, targets):
+        if isinstance(t, layers.MaskedGroupConv2D) and not isinstance(s, layers.MaskedGroupConv2D):
+            t.set_grouped_kernel(s.get_weights()[0])
+        elif isinstance(s, layers.MaskedGroupConv2D) and not isinstance(t, layers.MaskedGroupConv2D):
+            t.set_weights([s.grouped_kernel(t.groups)])
         else:
-            target.set_weights(source.get_weights())
-    return grouped_model
+            t.set_weights(s.get_weights())
+    return target
 
 
 def load_weights(model, path, model_name: str, build_kwargs: dict) -> None:
     """Files hold the grouped (deployable) form; a "masked"-form model, the fast one to
-    fine-tune or run in Keras on a CPU, takes them through that form."""
+    fine-tune or run in Keras on a CPU, takes them through that form. A model with PReLUs
+    takes a file written without them (e.g. to fine-tune them in)."""
     try:
         weights_io.load_into(model, path, model_name)
-    except weights_io.WeightsError:
-        if build_kwargs.get("form") != "masked":
-            raise
-        grouped = binary_mobilenet(**{**build_kwargs, "form": "grouped"})
-        weights_io.load_into(grouped, path, model_name)  # fits neither form: its error
-        to_masked(grouped, model)
+        return
+    except weights_io.WeightsError as error:
+        mismatch = error
+    for file_form in _other_file_forms(build_kwargs):
+        source = binary_mobilenet(**file_form)
+        try:
+            weights_io.load_into(source, path, model_name)
+        except weights_io.WeightsError:
+            continue
+        copy_weights(source, model)
+        return
+    raise mismatch
 
 
-def to_masked(grouped_model, masked_model):
-    """Copy a "grouped"-form model's weights (e.g. shipped ones) into its "masked" form."""
-    for source, target in zip(grouped_model.layers, masked_model.layers):
-        if isinstance(target, layers.MaskedGroupConv2D):
-            target.set_grouped_kernel(source.get_weights()[0])
-        else:
-            target.set_weights(source.get_weights())
-    return masked_model
+def _other_file_forms(build_kwargs: dict) -> list:
+    """Builds of the model's network whose weights files it can also take."""
+    grouped = {**build_kwargs, "form": "grouped"}
+    forms = [grouped] if build_kwargs.get("form") == "masked" else []
+    if build_kwargs.get("residual_activation") is not None:
+        forms.append({**grouped, "residual_activation": None})
+    return forms
 
 
 _FASHION_MNIST = dict(width_multiplier=0.5, stem_strides=2)
@@ -145,7 +174,7 @@ for _name, _groups, _shape, _classes, _config in (
             name=_name,
             family="BinaryMobileNet",
             builder=binary_mobilenet,
-            config=dict(groups=_groups, form="grouped", **_config),
+            config=dict(groups=_groups, form="grouped", residual_activation=None, **_config),
             paper=PAPER,
             default_input_shape=_shape,
             min_input_size=1,  # 'same' padding: any map of at least 1x1 works
