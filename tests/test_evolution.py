@@ -253,11 +253,18 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
     build_model("BinaryMobileNet-Depthwise", groups=best["groups"])
 
 
+def search_cli(*flags):
+    """`python -m search` with SEARCH's flags, in this process; without --eager, which would
+    switch eager execution on for the tests that follow in it."""
+    from search.__main__ import main
+
+    main([flag for flag in SEARCH[3:] if flag != "--eager"] + list(flags))
+
+
 def test_a_refused_budget_records_no_settings_so_a_corrected_rerun_starts_afresh(tmp_path):
     out = tmp_path / "search"
-    result = subprocess.run(SEARCH + ["--output-dir", str(out), "--budget-macs", "1"], cwd=ROOT,
-                            capture_output=True, text=True)
-    assert result.returncode != 0 and "No configuration meets the budget" in result.stderr
+    with pytest.raises(SystemExit, match="error: No configuration meets the budget"):
+        search_cli("--output-dir", str(out), "--budget-macs", "1")
     assert not (out / "evolution" / "settings.json").exists()
 
 
@@ -265,9 +272,8 @@ def test_corrupt_search_directory_is_a_clear_error(tmp_path):
     project = tmp_path / "search" / "evolution"
     project.mkdir(parents=True)
     (project / "oracle.json").write_text("{ truncated")
-    result = subprocess.run(SEARCH + ["--output-dir", str(tmp_path / "search")], cwd=ROOT,
-                            capture_output=True, text=True)
-    assert result.returncode != 0 and "corrupt" in result.stderr
+    with pytest.raises(SystemExit, match="error: .*corrupt"):
+        search_cli("--output-dir", str(tmp_path / "search"))
 
 
 @pytest.mark.slow
