@@ -9,6 +9,12 @@ Binary details, and why: every binary convolution sits in a residual module
 before the sign so its input stays where ApproxSign passes gradient; activations use
 ApproxSign, whose gradient matches sign's better than the straight-through estimator; the
 first convolution and the classifier stay in full precision, as in every accurate BNN.
+Besides sign() the network has no nonlinearity (its float twin is a linear classifier);
+`residual_activation="prelu"` adds a per-channel PReLU after every module (ReActNet's
+RPReLU without its shifts, which the BNs already give). Its slopes start at 1, the
+identity, so weights trained without it load unchanged and fine-tuning learns it.
+Measured on Fashion-MNIST: 5 epochs from S1's weights reached 91.32% with PReLUs, against
+90.72-90.98% in three fine-tunes without them (BinaryMobileNet-Evo-S1-PReLU).
 """
 
 import tensorflow as tf
