@@ -186,6 +186,15 @@ def _check_packaging(run_dir, metrics, tmp_path):
         with pytest.raises(SystemExit, match="ship it under a new name"):
             package(other)
 
+        # A run that spells out the record's own configuration (its tuples as JSON lists,
+        # as --model-config gives them) trained the record's network: it ships.
+        explicit = tmp_path / "explicit-run"
+        explicit.mkdir()
+        (explicit / "final.h5").symlink_to(run_dir / "final.h5")
+        config = json.loads(json.dumps(registry.get_record("BinaryDenseNetTiny").config))
+        (explicit / "metrics.json").write_text(json.dumps({**metrics, "model_config": config}))
+        assert json.loads(package(explicit).read_text())["model_config"] == config
+
 
 @pytest.mark.slow
 def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):

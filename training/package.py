@@ -46,7 +46,7 @@ def package(run_dir: Path, name: str = None) -> Path:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     record = zoo.get_record(name or metrics["model"])
     trained_config = _network_config(metrics)
-    differs = {k: v for k, v in trained_config.items() if record.config.get(k) != v}
+    differs = {k: v for k, v in trained_config.items() if _as_json(record.config.get(k)) != v}
     if differs:  # the shipped file would not load into the registered network
         raise SystemExit(
             f"{run_dir} trained {record.name} with {differs}, which its registry record does "
@@ -153,6 +153,22 @@ def _run_step(metrics: dict) -> dict:
             "distillation": [metrics["distillation"]] if "distillation" in metrics else []}
 
 
+def _defined_in_code(name: str) -> bool:
+    """A variant a zoo module registers (e.g. BinaryDenseNetMedium): a run of its
+    configuration ships under its name, and searched.json stays for searched models."""
+    try:
+        record = zoo.get_record(name)
+    except ValueError:
+        return False
+    searched = {e["name"] for e in zoo.registry.searched_entries(record.family)}
+    return record.name not in searched
+
+
+def _as_json(value):
+    """A record's value as a run's metrics.json holds it (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
 def _network_config(metrics: dict) -> dict:
     """The run's configuration of the network itself: the training form is not part of it."""
     return {k: v for k, v in metrics["model_config"].items() if k != "form"}
@@ -161,7 +177,8 @@ def _network_config(metrics: dict) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, nargs="?")
-    parser.add_argument("--name", help="register the run's configuration as this model")
+    parser.add_argument("--name", help="ship the run as this model: one a zoo module defines "
+                                        "(its configuration must match), or a new searched one")
     parser.add_argument("--found-by", help="provenance of a searched configuration "
                                             "(a re-packaged model keeps its own)")
     parser.add_argument("--genotype", type=Path, metavar="RESULT_JSON",
@@ -178,7 +195,7 @@ def main(argv=None):
         return
     if args.run_dir is None:
         parser.error("give a RUN_DIR to package, or --genotype RESULT_JSON --name NAME")
-    if args.name:
+    if args.name and not _defined_in_code(args.name):
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         config = _network_config(metrics)
         family = zoo.get_record(metrics["model"]).family

@@ -71,6 +71,11 @@ SPECIFIC: dict = {
     # 70 minutes here (training accuracy 94.5%), the shipped weights. A 4-epoch fine-tune
     # of them (--init-weights, --lr 5e-4, same shifts; 15 minutes) ended at 93.20%: a plateau.
     ("BinaryDenseNetSmall", "fashion_mnist"): Recipe(20, 128, 2e-3, augmentation="pad2_crop_flip"),
+    # Small's recipe cut to 18 epochs so that its two extra layers at 7x7 and at 3x3 still
+    # train in under 90 minutes: 93.59% in 78 minutes here (training accuracy 94.9%; Small:
+    # 93.32% after 20 epochs, ahead of it by 0.3-0.6 points from epoch 5 to 11), the
+    # shipped weights.
+    ("BinaryDenseNetMedium", "fashion_mnist"): Recipe(18, 128, 2e-3, augmentation="pad2_crop_flip"),
 }
 
 
