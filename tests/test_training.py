@@ -195,6 +195,19 @@ def _check_packaging(run_dir, metrics, tmp_path):
         (explicit / "metrics.json").write_text(json.dumps({**metrics, "model_config": config}))
         assert json.loads(package(explicit).read_text())["model_config"] == config
 
+        # `package.py --name` of a variant the code defines ships under it, and leaves
+        # searched.json (the searches' configurations) alone.
+        from training.package import main as package_main
+
+        searched = tmp_path / "searched.json"
+        patch.setattr(registry, "SEARCHED_FILE", searched)
+        (weights_dir / f"{entry['model']}-fashion_mnist.json").unlink()
+        package_main([str(run_dir), "--name", "binary_densenet_tiny"])
+        assert not searched.exists()
+        shipped_again = json.loads(path.read_text())
+        assert shipped_again["top1"] == entry["top1"] and shipped_again["model_config"] == {}
+        assert shipped_again["sha256"] == weights_io.sha256_of(weights_dir / entry["file"])
+
 
 @pytest.mark.slow
 def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
