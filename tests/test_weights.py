@@ -118,6 +118,10 @@ def test_sign_bits_file_predicts_like_the_model_at_a_fraction_of_the_size(tmp_pa
     for a, b in float_layers:
         for x, y in zip(a.get_weights(), b.get_weights()):
             np.testing.assert_array_equal(x, y)
+    # The file depends on the weights alone, not on the layer names Keras gave this process.
+    assert [a.name for a in source.layers] != [b.name for b in loaded.layers]
+    assert save(loaded, tmp_path / "again.h5", "BinaryDenseNetTiny", sign_bits=True) == \
+        sha256_of(bits_file)
 
 
 def test_sign_bits_file_of_another_architecture_names_both(tmp_path):

@@ -182,12 +182,14 @@ def _layers_with_weights(model) -> list:
 
 def _save_sign_bits(model, path) -> None:
     """Two flat arrays (all sign bits; all other values as float32, exact for the integer
-    counters a layer may hold) and a JSON index of shapes and dtypes:
-    one HDF5 dataset per weight would cost more in headers than the bits themselves."""
+    counters a layer may hold) and a JSON index of layer types, shapes and dtypes:
+    one HDF5 dataset per weight would cost more in headers than the bits themselves.
+    No layer names: Keras numbers them per process, and the file (so its SHA-256) should
+    depend on the weights alone."""
     index, signs, floats = [], [], []
     for layer in _layers_with_weights(model):
         sign_only = quantizers.uses_only_kernel_sign(layer)
-        entry = {"layer": layer.name, "weights": []}
+        entry = {"layer": type(layer).__name__, "weights": []}
         for variable, value in zip(layer.weights, layer.get_weights()):
             as_signs = sign_only and variable is layer.kernel
             (signs if as_signs else floats).append(value.ravel())
