@@ -81,7 +81,6 @@ def test_weights_file_is_the_verified_shipped_file_and_names_what_exists(name, k
         weights_file(name, "imagenet21k")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name, key", MASKED_FORM[:1])  # one family, one loader
 def test_shipped_weights_load_into_the_masked_form_with_the_same_predictions(
         name, key, fashion_mnist_test):
@@ -95,7 +94,6 @@ def test_shipped_weights_load_into_the_masked_form_with_the_same_predictions(
                                atol=1e-4)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name, key", MASKED_FORM[:1])
 def test_evaluate_takes_the_model_config_a_run_was_trained_with(name, key, tmp_path):
     """A run trained in the masked form saves masked weights: evaluate.py builds that form."""
