@@ -20,6 +20,15 @@ def test_some_weights_are_shipped():
     assert {key for _, key in SHIPPED} == {"fashion_mnist"}, SHIPPED
 
 
+def test_every_shipped_fashion_mnist_model_reaches_the_zoos_floor():
+    """Issue 6: a model below 91% top-1 is not shipped (a better variant replaces it)."""
+    top1 = {r.name: r.weights["fashion_mnist"].metrics["top1"]
+            for r in list_models(pretrained="fashion_mnist")}
+    below = {name: accuracy for name, accuracy in top1.items() if accuracy < 91.0}
+    assert len(top1) >= 5, top1
+    assert not below, f"shipped below 91% top-1: {below}"
+
+
 @pytest.fixture(scope="module")
 def fashion_mnist_test():
     folder = datasets.find_fashion_mnist(None)

@@ -62,7 +62,9 @@ SPECIFIC: dict = {
     # the shipped weights load unchanged), the same 5-epoch fine-tune (--lr 1e-3, 57
     # minutes) reached 91.32%, training accuracy 93.2%: BinaryMobileNet-Evo-S1-PReLU.
     # That fine-tune's settings are flags of its recorded command; from scratch, S1-PReLU
-    # takes S1's recipe (not measured with PReLUs).
+    # takes S1's recipe (not measured with PReLUs). S1's own weights (90.96%) are no longer
+    # shipped: below issue 6's 91% floor, and S1-PReLU has the same binary MACs; its record's
+    # command makes S1's two intermediate files with package.py.
     ("BinaryMobileNet-Evo-S1", "fashion_mnist"): Recipe(13, 128, 2e-3),
     ("BinaryMobileNet-Evo-S1-PReLU", "fashion_mnist"): Recipe(13, 128, 2e-3),
     # Four times Tiny's width overfits with flips alone (Tiny: 95.3% training accuracy,
