@@ -204,6 +204,8 @@ def _check_packaging(run_dir, metrics, tmp_path):
         (weights_dir / f"{entry['model']}-fashion_mnist.json").unlink()
         package_main([str(run_dir), "--name", "binary_densenet_tiny"])
         assert not searched.exists()
+        with pytest.raises(SystemExit):  # provenance of a code-defined variant is its code
+            package_main([str(run_dir), "--name", "BinaryDenseNetTiny", "--found-by", "a search"])
         shipped_again = json.loads(path.read_text())
         assert shipped_again["top1"] == entry["top1"] and shipped_again["model_config"] == {}
         assert shipped_again["sha256"] == weights_io.sha256_of(weights_dir / entry["file"])

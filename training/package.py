@@ -195,6 +195,9 @@ def main(argv=None):
         return
     if args.run_dir is None:
         parser.error("give a RUN_DIR to package, or --genotype RESULT_JSON --name NAME")
+    if args.found_by and (not args.name or _defined_in_code(args.name)):
+        parser.error("--found-by gives the provenance of a new searched model (--name NEW); "
+                     f"{args.name or 'the run'!s} keeps the provenance the zoo has for it")
     if args.name and not _defined_in_code(args.name):
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         config = _network_config(metrics)
