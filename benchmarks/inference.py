@@ -3,7 +3,7 @@
     python benchmarks/inference.py [--repeats 20] [--models UBNAS-A ...]
 
 Each model is converted with Larq Compute Engine and timed in LCE's x86 interpreter at
-1 and 2 threads (median of --repeats single-image runs); its float twin (the same network,
+1 and 2 threads (`training.export.latency_method`); its float twin (the same network,
 quantizers removed) is converted and timed in the same run. LCE's fast binary kernels
 target 64-bit ARM: on x86 binary layers are not expected to beat float XNNPack.
 Models are untrained builds whose BatchNormalizations get distinct values first

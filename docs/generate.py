@@ -11,7 +11,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
-from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import RESULTS, latency_methods  # noqa: E402
 from zoo import list_models  # noqa: E402
 from zoo.profile import model_table  # noqa: E402
 
@@ -55,7 +55,7 @@ def _conv_counts(measured):
 
 def inference_section(data):
     lines = ["## LCE inference: binary against float twin",
-             f"Median of {data['repeats']} single-image runs in LCE's x86 interpreter. Models "
+             f"Latency in LCE's x86 interpreter: {latency_methods(data['models'], data['repeats'])}. Models "
              "are untrained builds with distinct BatchNormalization values, so that LCE "
              "converts them as it converts trained ones (README, deployment). Convolutions: "
              "binary (LceBconv2d) / float.", "",

@@ -196,24 +196,31 @@ def _interpreter(flatbuffer_path, threads: int):
     )
 
 
-def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20, blocks: int = 5,
-                   block_seconds: float = 0.4) -> float:
-    """Latency of one single-image inference in LCE's x86 interpreter: the lowest of
-    `blocks` medians, each over at least `repeats` runs and `block_seconds`.
+LATENCY_BLOCKS, LATENCY_BLOCK_SECONDS, LATENCY_WARM_UP_SECONDS = 5, 0.4, 0.5
+
+
+def latency_method(repeats: int) -> str:
+    """How `lce_latency_ms` measures, for the reports that show its numbers."""
+    return (f"lowest of {LATENCY_BLOCKS} medians, each over at least {repeats} single-image "
+            f"runs and {LATENCY_BLOCK_SECONDS} s, after a {LATENCY_WARM_UP_SECONDS} s warm-up")
+
+
+def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20) -> float:
+    """Latency of one single-image inference in LCE's x86 interpreter (`latency_method`).
 
     Other load on a shared machine only adds time, in spells of 0.5-2 s, and a fresh
     interpreter runs slower for its first second or so: one median of 20 back-to-back runs
-    put Medium at 7.7-15 ms and UBNAS-A at 8.1-13.7 ms. After a 0.5 s warm-up, the fastest
-    block is the model's own speed."""
+    put Medium at 7.7-15 ms and UBNAS-A at 8.1-13.7 ms. After a warm-up, the fastest block
+    is the model's own speed."""
     interpreter = _interpreter(flatbuffer_path, threads)
     shape = interpreter.input_shapes[0]
     image = np.random.default_rng(0).standard_normal((1, *shape[1:])).astype(np.float32)
-    warm_until = time.perf_counter() + 0.5
+    warm_until = time.perf_counter() + LATENCY_WARM_UP_SECONDS
     while time.perf_counter() < warm_until:
         interpreter.predict(image)
     medians = []
-    for _ in range(blocks):
-        times, deadline = [], time.perf_counter() + block_seconds
+    for _ in range(LATENCY_BLOCKS):
+        times, deadline = [], time.perf_counter() + LATENCY_BLOCK_SECONDS
         while len(times) < repeats or time.perf_counter() < deadline:
             start = time.perf_counter()
             interpreter.predict(image)
@@ -224,7 +231,7 @@ def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20, blocks:
 
 def flatbuffer_report(model, path, *, repeats: int = 20, images=None) -> dict:
     """Export `model` to `path` and measure what a device gets: size, the convolutions LCE
-    runs in binary and in float, latency at 1 and 2 threads (median of `repeats`), and,
+    runs in binary and in float, latency at 1 and 2 threads (`latency_method`), and,
     given `images` as the model takes them, the share it classifies as Keras does."""
     size = export_tflite(model, path)
     ops = flatbuffer_op_counts(Path(path).read_bytes())
@@ -232,7 +239,8 @@ def flatbuffer_report(model, path, *, repeats: int = 20, images=None) -> dict:
               "binary_convs": ops.get("LceBconv2d", 0),
               "float_convs": ops.get("CONV_2D", 0) + ops.get("DEPTHWISE_CONV_2D", 0),
               "latency_ms_1_thread": lce_latency_ms(path, 1, repeats),
-              "latency_ms_2_threads": lce_latency_ms(path, 2, repeats)}
+              "latency_ms_2_threads": lce_latency_ms(path, 2, repeats),
+              "latency_method": latency_method(repeats)}
     if images is not None:
         deployed = lce_predict(path, images).argmax(-1)
         keras = model.predict(images, batch_size=500, verbose=0).argmax(-1)
