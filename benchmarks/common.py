@@ -53,9 +53,7 @@ def save(name: str, data: dict) -> Path:
     return path
 
 
-def latency_methods(rows, repeats: int = 20) -> str:
-    """How the LCE latencies of these result rows were measured (each row records it;
-    rows measured before it did took the median of `repeats` back-to-back runs)."""
-    methods = {row[side].get("latency_method", f"median of {repeats} back-to-back single-image runs")
-               for row in rows for side in ("binary", "float_twin")}
+def latency_methods(rows) -> str:
+    """How the LCE latencies of these result rows were measured (each row records it)."""
+    methods = {row[side]["latency_method"] for row in rows for side in ("binary", "float_twin")}
     return "; ".join(sorted(methods))

@@ -55,7 +55,7 @@ def _conv_counts(measured):
 
 def inference_section(data):
     lines = ["## LCE inference: binary against float twin",
-             f"Latency in LCE's x86 interpreter: {latency_methods(data['models'], data['repeats'])}. Models "
+             f"Latency in LCE's x86 interpreter: {latency_methods(data['models'])}. Models "
              "are untrained builds with distinct BatchNormalization values, so that LCE "
              "converts them as it converts trained ones (README, deployment). Convolutions: "
              "binary (LceBconv2d) / float.", "",

@@ -195,10 +195,11 @@ def main(argv=None):
         return
     if args.run_dir is None:
         parser.error("give a RUN_DIR to package, or --genotype RESULT_JSON --name NAME")
-    if args.found_by and (not args.name or _defined_in_code(args.name)):
+    searched_name = bool(args.name) and not _defined_in_code(args.name)
+    if args.found_by and not searched_name:
         parser.error("--found-by gives the provenance of a new searched model (--name NEW); "
                      f"{args.name or 'the run'!s} keeps the provenance the zoo has for it")
-    if args.name and not _defined_in_code(args.name):
+    if searched_name:
         metrics = json.loads((args.run_dir / "metrics.json").read_text())
         config = _network_config(metrics)
         family = zoo.get_record(metrics["model"]).family
