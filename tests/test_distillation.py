@@ -73,6 +73,64 @@ def test_the_soft_loss_pulls_the_student_towards_a_frozen_teacher():
     assert teacher_gap == pytest.approx(0, abs=1e-6)
 
 
+def test_an_ensemble_teaches_the_geometric_mean_of_its_members():
+    images, _ = _data()
+    first, second = _classifier(1), _classifier(2)
+    np.testing.assert_allclose(distill.Ensemble([first, first])(images), first(images), atol=1e-6)
+    mean_log = (np.log(first(images).numpy()) + np.log(second(images).numpy())) / 2
+    expected = np.exp(mean_log) / np.exp(mean_log).sum(-1, keepdims=True)
+    np.testing.assert_allclose(distill.Ensemble([first, second])(images), expected, atol=1e-6)
+
+
+def test_a_step_on_cached_teacher_predictions_is_the_step_on_the_teacher():
+    """`--cache-teacher` feeds the teacher's predictions with the batch instead of running it."""
+    images, labels = _data()
+    online, cached = _distiller(weight=0.5), _distiller(weight=0.5)
+    predictions = online.teacher(images).numpy()
+    online.fit(images, labels, batch_size=64, epochs=1, verbose=0)
+    cached.fit(tf.data.Dataset.from_tensors((images, labels, predictions)), epochs=1, verbose=0)
+    for ours, theirs in zip(cached.student.get_weights(), online.student.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+    # A cache that is not the teacher's predictions would change the step: the test can fail.
+    wrong = _distiller(weight=0.5)
+    wrong.fit(tf.data.Dataset.from_tensors((images, labels, predictions[::-1])), epochs=1, verbose=0)
+    assert not np.allclose(wrong.student.get_weights()[0], online.student.get_weights()[0])
+
+
+def test_cached_predictions_stay_with_their_images_through_shuffling_and_flips():
+    """Real Fashion-MNIST through the training pipeline (shuffled, flipped): a teacher that
+    sees only each row's mean brightness, which a flip keeps, must match its cache."""
+    spec = datasets.get_spec("fashion_mnist")
+    teacher = tf.keras.Sequential([
+        tf.keras.Input((28, 28, 1)), tf.keras.layers.GlobalAveragePooling2D(),
+        tf.keras.layers.Dense(10, kernel_initializer=tf.keras.initializers.RandomNormal(0, 30)),
+        tf.keras.layers.Activation("softmax")])
+    examples = distill.with_teacher_predictions(
+        datasets.load_split(spec, "train"), teacher, spec, "unit_range", limit=512)
+    batches = datasets.pipeline(examples, spec, training=True, batch_size=128,
+                                preprocessing_name="unit_range", seed=3)
+    for images, labels, cached in batches:
+        np.testing.assert_allclose(cached, teacher(images), atol=1e-5)
+    assert float(tf.reduce_max(cached)) - float(tf.reduce_min(cached)) > 0.1  # not constant
+
+
+@pytest.mark.parametrize("extra, error", [
+    (["--cache-teacher"], "--cache-teacher needs --teacher NAME"),
+    (["--teacher", "BinaryDenseNetTiny", "BinaryDenseNetSmall", "--teacher-weights", "t.h5"],
+     "--teacher-weights takes one --teacher NAME"),
+])
+def test_meaningless_teacher_options_are_refused(extra, error, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["fashion_mnist", *extra])
+    assert error in capsys.readouterr().err
+
+
+def test_cached_teachers_are_refused_where_augmentation_crops_the_image(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["imagenet", "--teacher", "BinaryDenseNet28", "--cache-teacher"])
+    assert "--cache-teacher is for small-image data sets" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("weight, temperature", [(1.5, 4.0), (0.5, 0.0)])
 def test_meaningless_distillation_settings_are_refused(weight, temperature):
     with pytest.raises(ValueError, match="weight must lie|temperature must be positive"):
@@ -89,9 +147,10 @@ def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_pat
             "--train-examples", "256", "--test-examples", "256", "--output-dir", str(out),
             "--teacher", "BinaryDenseNetTiny", "--temperature", "2"]
     summary = train.run(train.parse_args(argv))
-    shipped = registry.get_record("BinaryDenseNetTiny").weights["fashion_mnist"].top
+    shipped = registry.get_record("BinaryDenseNetTiny").weights["fashion_mnist"]
     assert summary["distillation"] == {"teacher": "BinaryDenseNetTiny", "weight": 0.5,
-                                       "temperature": 2.0, "weights_sha256": shipped.sha256}
+                                       "temperature": 2.0, "weights_sha256": shipped.top.sha256,
+                                       "command": shipped.source}
     assert "val_distillation_loss" in summary["epochs"][0]
     student = build_model("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10)
     weights_io.load_into(student, out / "final.h5", "BinaryDenseNetTiny")  # no teacher inside
@@ -104,6 +163,33 @@ def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_pat
     resumed = train.run(train.parse_args(argv + ["--resume", "--epochs", "2"]))
     steps = 256 // 128
     assert [e["optimizer_step"] for e in resumed["epochs"]] == [steps, 2 * steps]
+
+
+def test_a_run_distils_from_an_ensemble_whose_predictions_are_cached_once(tmp_path):
+    """Real Fashion-MNIST: the record names every member, and the cached test predictions
+    are the ensemble's (the validation soft loss equals the one with the teacher running)."""
+    from zoo import build_model, registry, weights as weights_io
+
+    out = tmp_path / "run"
+    members = ["BinaryDenseNetTiny", "BinaryDenseNetSmall"]
+    summary = train.run(train.parse_args(
+        ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1", "--train-examples",
+         "256", "--test-examples", "256", "--output-dir", str(out), "--teacher", *members,
+         "--cache-teacher"]))
+    described = summary["distillation"]
+    assert described["teacher"] == members and described["cached_on_unaugmented_images"]
+    assert [m["weights_sha256"] for m in described["members"]] == [
+        registry.get_record(name).weights["fashion_mnist"].top.sha256 for name in members]
+
+    spec = datasets.get_spec("fashion_mnist")
+    student = build_model("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10)
+    weights_io.load_into(student, out / "final.h5", "BinaryDenseNetTiny")
+    teacher, _ = distill.load_teacher(members, None, spec, (28, 28, 1), "unit_range")
+    distiller = distill.Distiller(student, teacher, temperature=4.0)
+    test = datasets.pipeline(datasets.load_split(spec, "test"), spec, training=False,
+                             batch_size=128, preprocessing_name="unit_range", limit=256)
+    online = np.mean([float(distiller.soft_loss(images, student(images))) for images, _ in test])
+    assert summary["epochs"][0]["val_distillation_loss"] == pytest.approx(online, rel=1e-4)
 
 
 @pytest.mark.parametrize("teacher, weights, error", [
@@ -158,7 +244,7 @@ def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path, mon
                       float_twin=True)
     assert abs(scored["top1"] - summary["final"]["top1"]) < 1e-6
 
-    teacher, described = distill.load_teacher(
+    teacher, described = distill.load_member(
         "BinaryDenseNetTiny", str(out / "final.h5"), datasets.get_spec("fashion_mnist"),
         (28, 28, 1), "unit_range")
     np.testing.assert_allclose(teacher(images), as_float(images), atol=1e-6)
@@ -208,3 +294,20 @@ def test_a_masked_float_twin_deploys_as_a_grouped_float_twin():
     assert _quantized_layers(masked) == _quantized_layers(grouped) == 0
     binary = export.deployable_model(build_model("BinaryMobileNet-Evo-S1", **config), config)
     assert _quantized_layers(binary) > 0
+
+
+def test_packaging_pins_how_each_teacher_was_made(tmp_path, monkeypatch):
+    """A run from before train.py recorded teacher commands gets them from the shipped record
+    with the same SHA-256, which self-distillation may be about to replace."""
+    from training import package
+    from zoo import weights as weights_io
+
+    monkeypatch.setattr(weights_io, "PACKAGE_WEIGHTS_DIR", tmp_path)
+    (tmp_path / "A-fashion_mnist.json").write_text(json.dumps({"sha256": "aa", "command": "make A"}))
+    described = {"teacher": ["A", "B"], "weight": 0.5, "members": [
+        {"teacher": "A", "weights_sha256": "aa"},
+        {"teacher": "B", "weights_sha256": "bb", "command": "make B"},
+        {"teacher": "C", "weights_sha256": "cc"}]}
+    pinned = package._with_teacher_commands(described)
+    assert [m.get("command") for m in pinned["members"]] == ["make A", "make B", None]
+    assert pinned["weight"] == 0.5

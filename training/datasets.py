@@ -227,7 +227,8 @@ def pipeline(
     seed: Optional[int] = None,
     augmentation: Optional[str] = None,
 ) -> tf.data.Dataset:
-    """Examples -> batches of (normalised float images, labels).
+    """Examples -> batches of (normalised float images, labels), and of the teacher's
+    predictions when the examples carry them (small images, `distill.with_teacher_predictions`).
 
     `augmentation` replaces the data set's own for small images (a recipe's choice)."""
     normalise = preprocessing.get(preprocessing_name or spec.preprocessing)
@@ -243,17 +244,20 @@ def pipeline(
             num_parallel_calls=AUTOTUNE,
         )
     else:
-        dataset = dataset.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
+        # (image, label), and the teacher's cached prediction if there is one (training.distill)
+        dataset = dataset.map(
+            lambda ex: (ex["image"], ex["label"], *([ex["teacher"]] if "teacher" in ex else [])),
+            num_parallel_calls=AUTOTUNE)
         if cache:
             dataset = dataset.cache()  # small data sets: raw uint8 fits in memory
         if training:
             dataset = dataset.shuffle(60_000, seed=seed, reshuffle_each_iteration=True)
             dataset = dataset.map(
-                lambda image, label: (_augment(image, augmentation), label),
+                lambda image, *rest: (_augment(image, augmentation), *rest),
                 num_parallel_calls=AUTOTUNE,
             )
         dataset = dataset.map(
-            lambda image, label: (normalise(image), label), num_parallel_calls=AUTOTUNE
+            lambda image, *rest: (normalise(image), *rest), num_parallel_calls=AUTOTUNE
         )
     return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
 

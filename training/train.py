@@ -129,10 +129,16 @@ def parse_args(argv=None):
     parser.add_argument("--init-weights", metavar="FILE",
                         help="fine-tune: start from this weights file (e.g. a run's final.h5) "
                              "with a fresh optimizer and schedule")
-    parser.add_argument("--teacher", metavar="NAME",
+    parser.add_argument("--teacher", metavar="NAME", nargs="+",
                         help="distil from this registered model (its shipped weights for the "
-                             "data set, or --teacher-weights)")
+                             "data set, or --teacher-weights); several names distil from their "
+                             "ensemble (the geometric mean of their predictions)")
     parser.add_argument("--teacher-weights", metavar="FILE")
+    parser.add_argument("--cache-teacher", action="store_true",
+                        help="small-image data sets: run the teacher once, on the unaugmented "
+                             "images, instead of on every augmented batch (training then costs "
+                             "what it costs without a teacher; the targets ignore the flips and "
+                             "shifts of augmentation)")
     parser.add_argument("--distillation-weight", type=float, default=0.5,
                         help="share of the loss from the teacher's softened predictions")
     parser.add_argument("--temperature", type=float, default=4.0,
@@ -150,6 +156,14 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.teacher_weights and not args.teacher:
         parser.error("--teacher-weights needs --teacher NAME: the model the file is for")
+    if args.teacher_weights and len(args.teacher) > 1:
+        parser.error("--teacher-weights takes one --teacher NAME; an ensemble of several "
+                     "teachers uses their shipped weights")
+    if args.cache_teacher and not args.teacher:
+        parser.error("--cache-teacher needs --teacher NAME")
+    if args.cache_teacher and args.dataset == "imagenet":
+        parser.error("--cache-teacher is for small-image data sets: ImageNet's random crops "
+                     "differ too much from the whole image the teacher would see once")
     if args.init_weights and not os.path.isfile(args.init_weights):
         parser.error(f"--init-weights {args.init_weights}: no such file (give the path of a "
                      "weights file, e.g. a run's final.h5 or one in zoo/weights/)")
@@ -174,23 +188,14 @@ def run(args) -> dict:
     preprocessing = datasets.preprocessing_for(record, spec)
     size = args.image_size or spec.input_shape[0]
     input_shape = (size, size, spec.input_shape[2])
-    train = datasets.pipeline(
-        datasets.load_split(spec, spec.train_split, args.data_dir), spec, training=True,
-        batch_size=recipe.batch_size, preprocessing_name=preprocessing, image_size=size,
-        limit=args.train_examples, seed=args.seed, augmentation=recipe.augmentation,
-    )
-    test = datasets.pipeline(
-        datasets.load_split(spec, spec.test_split, args.data_dir), spec, training=False,
-        batch_size=recipe.batch_size, preprocessing_name=preprocessing, image_size=size,
-        limit=args.test_examples,
-    )
-    steps_per_epoch = _count_batches(train)
-    schedule = learning_rate_schedule(recipe, steps_per_epoch)
+    train_split = datasets.load_split(spec, spec.train_split, args.data_dir)
+    test_split = datasets.load_split(spec, spec.test_split, args.data_dir)
 
     # Every network this run builds (the trained one, its deployable copy) is the float twin.
     networks = quantizers.float_twin if args.float_twin else contextlib.nullcontext
     weights_name = weights_io.float_twin_name(record.name) if args.float_twin else record.name
-    with distribute.get_strategy().scope():
+    strategy = distribute.get_strategy()
+    with strategy.scope():
         with networks():
             # --init-weights: a resumed run's checkpoint then overrides these.
             network = zoo.build_model(record.name, input_shape=input_shape,
@@ -200,9 +205,30 @@ def run(args) -> dict:
         if args.teacher:
             teacher, distillation = distill.load_teacher(
                 args.teacher, args.teacher_weights, spec, input_shape, preprocessing)
+            if args.cache_teacher:
+                train_split, test_split = (
+                    distill.with_teacher_predictions(split, teacher, spec, preprocessing, limit)
+                    for split, limit in ((train_split, args.train_examples),
+                                         (test_split, args.test_examples)))
             model = distill.Distiller(network, teacher, weight=args.distillation_weight,
                                       temperature=args.temperature)
             distillation.update(weight=model.weight, temperature=model.temperature)
+            if args.cache_teacher:
+                distillation["cached_on_unaugmented_images"] = True
+
+    train = datasets.pipeline(
+        train_split, spec, training=True,
+        batch_size=recipe.batch_size, preprocessing_name=preprocessing, image_size=size,
+        limit=args.train_examples, seed=args.seed, augmentation=recipe.augmentation,
+    )
+    test = datasets.pipeline(
+        test_split, spec, training=False,
+        batch_size=recipe.batch_size, preprocessing_name=preprocessing, image_size=size,
+        limit=args.test_examples,
+    )
+    steps_per_epoch = _count_batches(train)
+    schedule = learning_rate_schedule(recipe, steps_per_epoch)
+    with strategy.scope():
         compile_for_classification(model, make_optimizer(recipe, schedule))
 
     summary = report.read_json(output_dir / "metrics.json") if args.resume else None
