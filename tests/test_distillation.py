@@ -88,12 +88,12 @@ def test_a_step_on_cached_teacher_predictions_is_the_step_on_the_teacher():
     online, cached = _distiller(weight=0.5), _distiller(weight=0.5)
     predictions = online.teacher(images).numpy()
     online.fit(images, labels, batch_size=64, epochs=1, verbose=0)
-    cached.fit(tf.data.Dataset.from_tensors((images, labels, predictions)), epochs=1, verbose=0)
+    cached.fit(tf.data.Dataset.from_tensors(((images, predictions), labels)), epochs=1, verbose=0)
     for ours, theirs in zip(cached.student.get_weights(), online.student.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
     # A cache that is not the teacher's predictions would change the step: the test can fail.
     wrong = _distiller(weight=0.5)
-    wrong.fit(tf.data.Dataset.from_tensors((images, labels, predictions[::-1])), epochs=1, verbose=0)
+    wrong.fit(tf.data.Dataset.from_tensors(((images, predictions[::-1]), labels)), epochs=1, verbose=0)
     assert not np.allclose(wrong.student.get_weights()[0], online.student.get_weights()[0])
 
 
@@ -109,7 +109,7 @@ def test_cached_predictions_stay_with_their_images_through_shuffling_and_flips()
         datasets.load_split(spec, "train"), teacher, spec, "unit_range", limit=512)
     batches = datasets.pipeline(examples, spec, training=True, batch_size=128,
                                 preprocessing_name="unit_range", seed=3)
-    for images, labels, cached in batches:
+    for (images, cached), labels in batches:
         np.testing.assert_allclose(cached, teacher(images), atol=1e-5)
     assert float(tf.reduce_max(cached)) - float(tf.reduce_min(cached)) > 0.1  # not constant
 

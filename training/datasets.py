@@ -227,8 +227,8 @@ def pipeline(
     seed: Optional[int] = None,
     augmentation: Optional[str] = None,
 ) -> tf.data.Dataset:
-    """Examples -> batches of (normalised float images, labels), and of the teacher's
-    predictions when the examples carry them (small images, `distill.with_teacher_predictions`).
+    """Examples -> batches of (normalised float images, labels); of ((images, the teacher's
+    predictions), labels) when the examples carry them (`distill.with_teacher_predictions`).
 
     `augmentation` replaces the data set's own for small images (a recipe's choice)."""
     normalise = preprocessing.get(preprocessing_name or spec.preprocessing)
@@ -257,8 +257,10 @@ def pipeline(
                 num_parallel_calls=AUTOTUNE,
             )
         dataset = dataset.map(
-            lambda image, *rest: (normalise(image), *rest), num_parallel_calls=AUTOTUNE
-        )
+            lambda image, label, *prediction: (
+                ((normalise(image), *prediction) if prediction else normalise(image)), label),
+            num_parallel_calls=AUTOTUNE,
+        )  # the prediction beside the image: Keras would read a third element as sample weights
     return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
 
 

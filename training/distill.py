@@ -68,8 +68,15 @@ class Distiller(tf.keras.Model):
             targets, softened(predictions, self.temperature))
         return self.temperature**2 * tf.nn.compute_average_loss(per_example)
 
+    @staticmethod
+    def unpack(data):
+        """(images, labels), or ((images, the teacher's cached predictions), labels)."""
+        inputs, labels = data
+        images, *cached = inputs if isinstance(inputs, tuple) else (inputs,)
+        return images, labels, cached
+
     def train_step(self, data):
-        images, labels, *cached = data  # cached: the teacher's predictions, if computed once
+        images, labels, cached = self.unpack(data)
         with tf.GradientTape() as tape:
             predictions = self.student(images, training=True)
             hard = self.compiled_loss(labels, predictions,
@@ -81,7 +88,7 @@ class Distiller(tf.keras.Model):
         return self._update_metrics(labels, predictions, soft)
 
     def test_step(self, data):  # also scores how far the student is from its teacher
-        images, labels, *cached = data
+        images, labels, cached = self.unpack(data)
         predictions = self.student(images, training=False)
         self.compiled_loss(labels, predictions, regularization_losses=self.student.losses)
         return self._update_metrics(labels, predictions,
