@@ -109,9 +109,9 @@ def test_evaluate_takes_the_model_config_a_run_was_trained_with(name, key, tmp_p
     masked = build_model(name, weights=weights_file(name, key), form="masked")
     run_file = tmp_path / "final.h5"
     weights_io.save(masked, run_file, name)  # Keras' layout, as train.py saves a run
-    scored = evaluate("fashion_mnist", name, str(run_file), limit=500,
+    scored = evaluate("fashion_mnist", name, str(run_file), limit=200,
                       model_config={"form": "masked"})
-    shipped = evaluate("fashion_mnist", name, key, limit=500, model_config=fastest_form(name))
+    shipped = evaluate("fashion_mnist", name, key, limit=200, model_config=fastest_form(name))
     assert scored["top1"] == pytest.approx(shipped["top1"])
     with pytest.raises(WeightsError, match="do not fit"):  # the default, grouped form
         evaluate("fashion_mnist", name, str(run_file), limit=10)
