@@ -23,11 +23,15 @@ from training import datasets
 from zoo import weights as weights_io
 
 
+def log_probabilities(probabilities):
+    """The zoo's models end in a softmax; their log-probabilities are logits up to a
+    constant, which a softmax ignores."""
+    return tf.math.log(tf.clip_by_value(probabilities, 1e-12, 1.0))
+
+
 def softened(probabilities, temperature: float):
-    """The zoo's models end in a softmax; log-probabilities are logits up to a constant,
-    which a softmax ignores, so a temperature can soften them directly."""
-    log_probabilities = tf.math.log(tf.clip_by_value(probabilities, 1e-12, 1.0))
-    return tf.nn.softmax(log_probabilities / temperature, axis=-1)
+    """A temperature softens the logits, so it can soften log-probabilities directly."""
+    return tf.nn.softmax(log_probabilities(probabilities) / temperature, axis=-1)
 
 
 class Distiller(tf.keras.Model):
@@ -109,10 +113,9 @@ class Ensemble(tf.keras.Model):
         self.members = list(members)
 
     def call(self, inputs, training=None):
-        log_probabilities = [tf.math.log(tf.clip_by_value(member(inputs, training=False),
-                                                          1e-12, 1.0))
-                             for member in self.members]
-        return tf.nn.softmax(tf.add_n(log_probabilities) / len(self.members), axis=-1)
+        summed = tf.add_n([log_probabilities(member(inputs, training=False))
+                           for member in self.members])
+        return tf.nn.softmax(summed / len(self.members), axis=-1)
 
 
 def load_teacher(names: list, weights_file: str | None, spec, input_shape,
