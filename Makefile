@@ -14,6 +14,8 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps larq-zoo==2.4.0 zookeeper==1.4.0  # the reference (setup.cfg)
+	$(PY) -m pip install --quiet "click>=7.0" "typeguard>=3.0"  # zookeeper's own requirements
 	touch $(STAMP)
 
 # Fashion-MNIST, offline, from Debian's package (needs root or sudo on Debian/Ubuntu).

@@ -294,20 +294,3 @@ def test_a_masked_float_twin_deploys_as_a_grouped_float_twin():
     assert _quantized_layers(masked) == _quantized_layers(grouped) == 0
     binary = export.deployable_model(build_model("BinaryMobileNet-Evo-S1", **config), config)
     assert _quantized_layers(binary) > 0
-
-
-def test_packaging_pins_how_each_teacher_was_made(tmp_path, monkeypatch):
-    """A run from before train.py recorded teacher commands gets them from the shipped record
-    with the same SHA-256, which self-distillation may be about to replace."""
-    from training import package
-    from zoo import weights as weights_io
-
-    monkeypatch.setattr(weights_io, "PACKAGE_WEIGHTS_DIR", tmp_path)
-    (tmp_path / "A-fashion_mnist.json").write_text(json.dumps({"sha256": "aa", "command": "make A"}))
-    described = {"teacher": ["A", "B"], "weight": 0.5, "members": [
-        {"teacher": "A", "weights_sha256": "aa"},
-        {"teacher": "B", "weights_sha256": "bb", "command": "make B"},
-        {"teacher": "C", "weights_sha256": "cc"}]}
-    pinned = package._with_teacher_commands(described)
-    assert [m.get("command") for m in pinned["members"]] == ["make A", "make B", None]
-    assert pinned["weight"] == 0.5

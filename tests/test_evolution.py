@@ -214,7 +214,7 @@ def test_supernet_shares_weights_across_configurations(eager_functions):
 # Eager: at this size tracing the supernet costs more than running it.
 SEARCH_TRIALS = 6
 SEARCH = [sys.executable, "-m", "search", "evolution", "--eager", "--trials", str(SEARCH_TRIALS),
-          "--population", "3", "--supernet-epochs", "1", "--train-examples", "512", "--val-examples", "256",
+          "--population", "3", "--supernet-epochs", "1", "--train-examples", "128", "--val-examples", "128",
           "--calibration-batches", "1", "--batch-size", "64"]
 
 

@@ -77,7 +77,7 @@ def package(run_dir: Path, name: str = None) -> Path:
         entry["recipes"] = recipes
     teachers = [teacher for step in steps for teacher in step["distillation"]]
     if teachers:  # `--teacher NAME` loads whatever is shipped then: pin what it was
-        entry["distillation"] = [_with_teacher_commands(teacher) for teacher in teachers]
+        entry["distillation"] = teachers
     if shipped and "float_twin" in shipped:  # the same network (checked above): still its twin
         entry["float_twin"] = shipped["float_twin"]
     path.write_text(json.dumps(entry, indent=2) + "\n")
@@ -103,21 +103,6 @@ def record_float_twin(run_dir: Path, metrics: dict, path: Path, shipped) -> Path
     }
     path.write_text(json.dumps(shipped, indent=2) + "\n")
     return path
-
-
-def _with_teacher_commands(described: dict) -> dict:
-    """A distillation record whose teachers each say how their weights were made: runs
-    from before train.py recorded it get the command of the shipped record with the same
-    SHA-256, which this packaging may be about to replace (self-distillation)."""
-    if "members" in described:
-        return {**described, "members": [_with_teacher_commands(m) for m in described["members"]]}
-    if "command" in described:
-        return described
-    for record_file in weights_io.PACKAGE_WEIGHTS_DIR.glob("*.json"):
-        record = json.loads(record_file.read_text())
-        if record.get("sha256") == described["weights_sha256"]:
-            return {**described, "command": record["command"]}
-    return described
 
 
 def _made_by(steps: list) -> dict:
