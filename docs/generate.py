@@ -38,8 +38,9 @@ def training_section(data):
     med = data["median_images_per_second"]
     return [
         "## Training throughput against larq-zoo",
-        f"{data['model']} on Fashion-MNIST, batch {data['batch_size']}, median of "
-        f"{data['repeats']} interleaved repeats. Baseline: {data['baseline']}.",
+        f"{data['model']} on Fashion-MNIST, batch {data['batch_size']}, images/s of the second "
+        f"of two epochs of {data['steps_per_epoch']} steps, median of {data['repeats']} "
+        f"interleaved repeats. Baseline: {data['baseline']}.",
         "", "| run | images/s (median) |", "|---|---|",
         *[f"| {k} | {v:.2f} |" for k, v in med.items()], "",
         f"ours / larq-zoo = **{data['ratio_ours_vs_larq_zoo']:.2f}**; ours / in-memory input = "
