@@ -61,6 +61,25 @@ def build(name: str, variant: str):
     return model
 
 
+def step_seconds(models: dict, contexts: dict, repeats: int) -> dict:
+    """Process CPU seconds of `repeats` training steps of each model on one random batch,
+    the models taking turns (each step inside its context) so that drifts of the machine
+    reach all of them alike. The first step of each traces the graph and is not counted."""
+    first = next(iter(models.values()))
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((BATCH, *first.input_shape[1:])).astype(np.float32)
+    labels = rng.integers(0, first.output_shape[-1], BATCH)
+    times = {variant: [] for variant in models}
+    for step in range(repeats + 1):
+        for variant, model in models.items():
+            with contexts[variant]():
+                start = time.process_time()
+                model.train_on_batch(images, labels)
+                if step:
+                    times[variant].append(time.process_time() - start)
+    return times
+
+
 def skipped_weights(model) -> tuple:
     """(binary kernel weights the model never applies, all binary kernel weights)."""
     convs = [layer for layer in model.layers if isinstance(layer, layers.BinaryConv2D)]
@@ -76,18 +95,7 @@ def main(argv=None):
     rows = []
     for name in args.models:
         models = {variant: build(name, variant) for variant in VARIANTS}
-        shape = models["ours"].input_shape[1:]
-        rng = np.random.default_rng(0)
-        images = rng.standard_normal((BATCH, *shape)).astype(np.float32)
-        labels = rng.integers(0, models["ours"].output_shape[-1], BATCH)
-        times = {variant: [] for variant in models}
-        for step in range(args.repeats + 1):
-            for variant, model in models.items():
-                with VARIANTS[variant]():
-                    start = time.process_time()
-                    model.train_on_batch(images, labels)
-                    if step:  # the first step traces the graph
-                        times[variant].append(time.process_time() - start)
+        times = step_seconds(models, VARIANTS, args.repeats)
         skipped, total = skipped_weights(models["ours"])
         per_step = {v: median(t) for v, t in times.items()}
         row = {"model": name, "batch_size": BATCH, "skipped_weights": skipped,

@@ -30,17 +30,21 @@ DISAGREES = ("the flatbuffer classifies test images unlike the Keras model: the 
 
 def deployable_model(trained, model_config: dict):
     """The network LCE and the shipped weights use: a model trained in a CPU-friendly
-    form (BinaryMobileNet's "masked" group convolutions) is copied into its "grouped"
-    form; any other model is already deployable."""
-    if model_config.get("form") != "masked":
+    form (BinaryMobileNet's "masked" group convolutions, or a bfloat16 compute policy) is
+    copied into a float32 model of its "grouped" form; any other model is deployable."""
+    masked = model_config.get("form") == "masked"
+    if not masked and trained.compute_dtype == "float32":
         return trained
     import zoo
     from zoo.models.mobilenet import copy_weights
 
-    grouped = zoo.build_model(trained.name, input_shape=trained.input_shape[1:],
-                              num_classes=trained.output_shape[-1],
-                              **{**model_config, "form": "grouped"})
-    return copy_weights(trained, grouped)
+    deployable = zoo.build_model(trained.name, input_shape=trained.input_shape[1:],
+                                 num_classes=trained.output_shape[-1],
+                                 **({**model_config, "form": "grouped"} if masked else model_config))
+    if masked:
+        return copy_weights(trained, deployable)
+    deployable.set_weights(trained.get_weights())
+    return deployable
 
 
 def merged_dilated_convs(model) -> list:

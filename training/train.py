@@ -26,6 +26,21 @@ from training import datasets, distill, distribute, export, recipes, report  # n
 from zoo import quantizers, weights as weights_io  # noqa: E402
 
 BACKUP_DIR = "checkpoint"
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside take this Keras dtype policy; the exported copy, built outside,
+    stays float32 and loads the same float32 variables."""
+    if name not in PRECISIONS:
+        raise ValueError(f"Unknown precision {name!r}; use one of {', '.join(PRECISIONS)}.")
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 class RunExistsError(RuntimeError):
@@ -120,6 +135,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, dest="learning_rate")
     parser.add_argument("--schedule", choices=["cosine", "step"])
+    parser.add_argument("--precision", choices=list(PRECISIONS),
+                        help="Keras dtype policy of the trained network (default float32)")
     parser.add_argument("--augmentation", choices=datasets.SMALL_IMAGE_AUGMENTATIONS,
                         help="small-image data sets: replaces the data set's own (fashion_mnist: flip)")
     parser.add_argument("--image-size", type=int, help="ImageNet crop size (default 224)")
@@ -178,6 +195,7 @@ def run(args) -> dict:
     recipe = recipes.recipe_for(
         record.name, spec.name, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, schedule=args.schedule, augmentation=args.augmentation,
+        precision=args.precision,
     )
     datasets.check_augmentation(spec, recipe.augmentation)  # before any file is written
     scored_epochs = validated_epochs(recipe.epochs, args.validation_freq)
@@ -196,7 +214,7 @@ def run(args) -> dict:
     weights_name = weights_io.float_twin_name(record.name) if args.float_twin else record.name
     strategy = distribute.get_strategy()
     with strategy.scope():
-        with networks():
+        with networks(), dtype_policy(recipe.precision):
             # --init-weights: a resumed run's checkpoint then overrides these.
             network = zoo.build_model(record.name, input_shape=input_shape,
                                       num_classes=spec.num_classes, weights=args.init_weights,
