@@ -36,6 +36,7 @@ docs: $(STAMP)
 benchmarks: $(STAMP)
 	$(PY) benchmarks/training_throughput.py
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/training_precision.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+import tensorflow as tf
 
 from tests.conftest import SAMPLES
 from tests.imagenet_manual import build_manual_dir
@@ -362,3 +363,46 @@ def test_merge_check_accepts_custom_layers_without_config():
 
     assert merged_dilated_convs(build_model("BinaryMobileNet-Evo", form="masked")) == []
 
+
+
+def test_bfloat16_training_saves_float32_weights_that_score_the_same(tmp_path):
+    """--precision mixed_bfloat16 computes in bfloat16 but keeps float32 variables: a
+    float32 build of the network loads final.h5 and scores what training scored, the
+    deployable (exported) copy is float32, and the global policy is restored."""
+    import zoo
+    from training import export
+
+    args = train.parse_args([
+        "fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1",
+        "--precision", "mixed_bfloat16", "--train-examples", "2560", "--test-examples", "1000",
+        "--output-dir", str(tmp_path / "run")])
+    summary = train.run(args)
+    assert summary["recipe"]["precision"] == "mixed_bfloat16"
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    assert summary["final"]["top1"] >= 0.5, summary["final"]  # chance is 10%
+
+    spec = datasets.get_spec("fashion_mnist")
+    test = datasets.pipeline(datasets.load_split(spec, "test"), spec, training=False,
+                             batch_size=128, preprocessing_name=summary["preprocessing"],
+                             limit=1000)
+    float32 = zoo.build_model("BinaryDenseNetTiny", weights=str(tmp_path / "run" / "final.h5"))
+    assert float32.compute_dtype == "float32"
+    train.compile_for_classification(float32)
+    _, top1, _ = float32.evaluate(test, verbose=0)
+    assert abs(top1 - summary["final"]["top1"]) <= 0.01, (top1, summary["final"])
+
+    with train.dtype_policy("mixed_bfloat16"):
+        trained = zoo.build_model("BinaryDenseNetTiny")
+    deployable = export.deployable_model(trained, {})
+    assert trained.compute_dtype == "bfloat16" and deployable.compute_dtype == "float32"
+    assert all(np.array_equal(a, b) for a, b in zip(trained.get_weights(), deployable.get_weights()))
+
+
+def test_unknown_precision_is_refused_and_the_policy_is_restored():
+    with pytest.raises(ValueError, match="Unknown precision 'float16'; use one of"):
+        with train.dtype_policy("float16"):
+            pass
+    with pytest.raises(RuntimeError):
+        with train.dtype_policy("mixed_bfloat16"):
+            raise RuntimeError("a failed build")
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
