@@ -366,9 +366,9 @@ def test_merge_check_accepts_custom_layers_without_config():
 
 
 def test_bfloat16_training_saves_float32_weights_that_score_the_same(tmp_path):
-    """--precision mixed_bfloat16 computes in bfloat16 but keeps float32 variables: a
-    float32 build of the network loads final.h5 and scores what training scored, the
-    deployable (exported) copy is float32, and the global policy is restored."""
+    """--precision mixed_bfloat16 computes in bfloat16 but keeps float32 variables: the
+    run's result is the score of its weights in float32 (as users run them), which a
+    float32 build loading final.h5 reproduces; the policy is restored afterwards."""
     import zoo
     from training import export
 
@@ -389,7 +389,9 @@ def test_bfloat16_training_saves_float32_weights_that_score_the_same(tmp_path):
     assert float32.compute_dtype == "float32"
     train.compile_for_classification(float32)
     _, top1, _ = float32.evaluate(test, verbose=0)
-    assert abs(top1 - summary["final"]["top1"]) <= 0.01, (top1, summary["final"])
+    assert top1 == pytest.approx(summary["final"]["top1"], abs=1e-6), (top1, summary["final"])
+    # bfloat16 rounding flips the sign of a few pre-activations: a few images change class.
+    assert abs(summary["final"]["mixed_bfloat16_top1"] - top1) <= 0.02, summary["final"]
 
     with train.dtype_policy("mixed_bfloat16"):
         trained = zoo.build_model("BinaryDenseNetTiny")
