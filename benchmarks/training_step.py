@@ -61,10 +61,11 @@ def build(name: str, variant: str):
     return model
 
 
-def step_seconds(models: dict, contexts: dict, repeats: int) -> dict:
-    """Process CPU seconds of `repeats` training steps of each model on one random batch,
-    the models taking turns (each step inside its context) so that drifts of the machine
-    reach all of them alike. The first step of each traces the graph and is not counted."""
+def step_seconds(models: dict, contexts: dict, repeats: int, clock=time.process_time) -> dict:
+    """Seconds (process CPU time unless `clock` says otherwise) of `repeats` training steps
+    of each model on one random batch, the models taking turns (each step inside its
+    context) so that drifts of the machine reach all of them alike. The first step of each
+    traces the graph and is not counted."""
     first = next(iter(models.values()))
     rng = np.random.default_rng(0)
     images = rng.standard_normal((BATCH, *first.input_shape[1:])).astype(np.float32)
@@ -73,10 +74,10 @@ def step_seconds(models: dict, contexts: dict, repeats: int) -> dict:
     for step in range(repeats + 1):
         for variant, model in models.items():
             with contexts[variant]():
-                start = time.process_time()
+                start = clock()
                 model.train_on_batch(images, labels)
                 if step:
-                    times[variant].append(time.process_time() - start)
+                    times[variant].append(clock() - start)
     return times
 
 
