@@ -38,9 +38,9 @@ def deployable_model(trained, model_config: dict):
     import zoo
     from zoo.models.mobilenet import copy_weights
 
+    config = {**model_config, "form": "grouped"} if masked else model_config
     deployable = zoo.build_model(trained.name, input_shape=trained.input_shape[1:],
-                                 num_classes=trained.output_shape[-1],
-                                 **({**model_config, "form": "grouped"} if masked else model_config))
+                                 num_classes=trained.output_shape[-1], **config)
     if masked:
         return copy_weights(trained, deployable)
     deployable.set_weights(trained.get_weights())
