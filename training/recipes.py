@@ -47,6 +47,8 @@ SMALL_DATA_DEFAULT = {
 # Recipes that differ from the data set's default, keyed by (model name, data set).
 SPECIFIC: dict = {
     # The shipped weights' recipe: 13 epochs took 98 minutes here (20 would take 150).
+    # With --precision mixed_bfloat16, 12 epochs: 90.94% in float32 (90.91% in
+    # bfloat16), 47 minutes (236 s per epoch against 452), training accuracy 92.6%.
     ("UBNAS-A", "fashion_mnist"): Recipe(13, 128, 2e-3),
     # 13 epochs took 119 minutes here (90.50%; 9 epochs: 90.00%); train in the masked form:
     # --model-config '{"form": "masked", "stem_strides": 1}'. The shipped weights add two
