@@ -364,7 +364,6 @@ def test_merge_check_accepts_custom_layers_without_config():
     assert merged_dilated_convs(build_model("BinaryMobileNet-Evo", form="masked")) == []
 
 
-
 def test_bfloat16_training_saves_float32_weights_that_score_the_same(tmp_path):
     """--precision mixed_bfloat16 computes in bfloat16 but keeps float32 variables: the
     run's result is the score of its weights in float32 (as users run them), which a
