@@ -242,6 +242,29 @@ def test_ubnas_entry_point_takes_any_genotype_and_a_strided_stem():
         zoo.UBNAS(genotype=None)
 
 
+def test_ubnas_prelus_follow_every_binary_module_and_start_as_the_identity():
+    from zoo import layers
+
+    def build(**config):
+        return ubnas.ubnas(input_shape=(28, 28, 1), num_classes=10, include_top=True,
+                           name="u", genotype=GENOTYPE, layers_count=3, channels=8, **config)
+
+    plain, with_prelus = build(), build(residual_activation="prelu")
+    prelus = [l for l in with_prelus.layers if isinstance(l, tf.keras.layers.PReLU)]
+    binary_convs = [l for l in with_prelus.layers if isinstance(l, layers.BinaryConv2D)]
+    assert len(prelus) == len(binary_convs) > 0
+    others = [l for l in with_prelus.layers if l.weights and l not in prelus]
+    for source, target in zip([l for l in plain.layers if l.weights], others, strict=True):
+        target.set_weights(source.get_weights())
+    images = np.random.default_rng(0).standard_normal((4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(with_prelus(images), plain(images), atol=1e-5)
+    for prelu in prelus:
+        prelu.set_weights([np.full_like(w, 0.25) for w in prelu.get_weights()])
+    assert not np.allclose(with_prelus(images), plain(images), atol=1e-3)
+    with pytest.raises(ValueError, match="residual_activation='relu' is not one of"):
+        build(residual_activation="relu")
+
+
 def test_a_search_result_registers_as_a_named_ubnas_model(tmp_path, monkeypatch):
     from training import package
     from zoo import registry

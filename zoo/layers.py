@@ -175,7 +175,20 @@ def shortcut(x, strides: int, channels: int):
     return x if repeats == 1 else tf.keras.layers.Concatenate()([x] * repeats)
 
 
-def binary_residual(x, conv, *, strides: int = 1):
+def residual_activation(kind):
+    """What follows a binary module: nothing (None), or "prelu", a per-channel PReLU at
+    slope 1 (ReActNet's RPReLU without its shifts, which the BNs already give). Besides
+    sign() a residual binary network has no nonlinearity; slopes starting at 1 (the
+    identity) let weights trained without PReLUs load unchanged."""
+    if kind is None:
+        return lambda x: x
+    if kind == "prelu":
+        return lambda x: tf.keras.layers.PReLU(
+            alpha_initializer=tf.keras.initializers.Constant(1.0), shared_axes=[1, 2])(x)
+    raise ValueError(f"residual_activation={kind!r} is not one of None, 'prelu'.")
+
+
+def binary_residual(x, conv, *, strides: int = 1, activation=None):
     """x + BN(conv(BN(x))) with `conv` a binary convolution: the binary module of every
     searched network (MobileNet blocks, UBNAS operations) and of their supernets.
 
@@ -188,13 +201,15 @@ def binary_residual(x, conv, *, strides: int = 1):
     the binarization (as BinaryDenseNet has) brings each module's input back to that
     window. In the forward pass sign(BN(x)) is sign(x - t), a learned per-channel
     threshold (ReActNet's RSign), so the module is still EBNAS's x + BN(conv(sign(x)))
-    up to that shift; LCE runs the BN as a float multiply-add.
+    up to that shift; LCE runs the BN as a float multiply-add. `activation` follows the
+    module (`residual_activation`).
     Test top-1 after training on 12k images: MobileNet 61% -> 73% (two epochs), UBNAS-A
     59% -> 71% (one epoch).
     """
     y = batch_norm()(conv(batch_norm()(x)))
     identity = shortcut(x, strides, y.shape[-1])
-    return y if identity is None else tf.keras.layers.Add()([identity, y])
+    y = y if identity is None else tf.keras.layers.Add()([identity, y])
+    return residual_activation(activation)(y)
 
 
 class MaskedGroupConv2D(tf.keras.layers.Layer):

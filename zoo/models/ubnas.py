@@ -24,27 +24,28 @@ QUANT = quantizers.APPROX_SIGN
 
 
 def _pool(kind):
-    def op(x, channels, strides):
+    def op(x, channels, strides, activation=None):
         pool = tf.keras.layers.MaxPool2D if kind == "max" else tf.keras.layers.AveragePooling2D
         return pool(3, strides=strides, padding="same")(x)
 
     return op
 
 
-def _skip(x, channels, strides):
+def _skip(x, channels, strides, activation=None):
     if strides == 1:
         return x
     return tf.keras.layers.AveragePooling2D(strides, padding="same")(x)
 
 
 def _binary_conv(kernel_size, dilation=1, groups=1):
-    """Residual binary module x + BN(bconv(ApproxSign(BN(x)))), pooled shortcut at stride 2.
+    """Residual binary module x + BN(bconv(ApproxSign(BN(x)))), pooled shortcut at stride 2,
+    then `activation` (`zoo.layers.residual_activation`).
 
     Keras cannot stride a dilated convolution, so a strided dilated operation pools 2x2
     first and convolves at stride 1.
     """
 
-    def op(x, channels, strides):
+    def op(x, channels, strides, activation=None):
         if channels % groups:
             raise ValueError(f"a binary convolution in {groups} groups needs a channel count "
                              f"divisible by {groups}, got {channels}; choose --channels (and "
@@ -54,7 +55,7 @@ def _binary_conv(kernel_size, dilation=1, groups=1):
             strides = 1
         conv = layers.binary_conv(channels, kernel_size, QUANT, strides=strides,
                                   dilation_rate=dilation, groups=groups)
-        return layers.binary_residual(x, conv, strides=strides)
+        return layers.binary_residual(x, conv, strides=strides, activation=activation)
 
     return op
 
@@ -120,25 +121,26 @@ def validate_genotype(genotype: dict) -> dict:
     return genotype
 
 
-def preprocess(x, channels: int, downsample: bool):
+def preprocess(x, channels: int, downsample: bool, activation=None):
     """Bring a cell input to `channels` (and halve it if it comes from before a reduction)."""
     if downsample:
         x = tf.keras.layers.AveragePooling2D(2, padding="same")(x)
-    return layers.binary_residual(x, layers.binary_conv(channels, 1, QUANT))
+    return layers.binary_residual(x, layers.binary_conv(channels, 1, QUANT), activation=activation)
 
 
-def cell_inputs(s0, s1, channels, reduction_prev):
-    return [preprocess(s0, channels, reduction_prev), preprocess(s1, channels, False)]
+def cell_inputs(s0, s1, channels, reduction_prev, activation=None):
+    return [preprocess(s0, channels, reduction_prev, activation),
+            preprocess(s1, channels, False, activation)]
 
 
-def cell(s0, s1, edges, channels: int, reduction: bool, reduction_prev: bool):
+def cell(s0, s1, edges, channels: int, reduction: bool, reduction_prev: bool, activation=None):
     """A cell of 4 nodes, each the sum of 2 operations, output their concatenation."""
-    states = cell_inputs(s0, s1, channels, reduction_prev)
+    states = cell_inputs(s0, s1, channels, reduction_prev, activation)
     for node in range(NODES):
         branches = []
         for op, source in edges[node * 2:node * 2 + 2]:
             strides = 2 if reduction and source < 2 else 1
-            branches.append(OPERATIONS[op](states[source], channels, strides))
+            branches.append(OPERATIONS[op](states[source], channels, strides, activation))
         states.append(tf.keras.layers.Add()(branches))
     return tf.keras.layers.Concatenate()(states[2:])
 
@@ -155,8 +157,11 @@ def stem(inputs, channels: int, strides: int = 1):
 
 
 def ubnas(*, input_shape, num_classes, include_top, name, genotype=None, layers_count=8,
-          channels=16, stem_strides=1, make_cell=None):
+          channels=16, stem_strides=1, residual_activation=None, make_cell=None):
     """The network: full-precision stem, `layers_count` cells, full-precision classifier.
+
+    `residual_activation="prelu"` puts a PReLU after every binary module: besides sign()
+    and max pooling the cells have no nonlinearity, and UBNAS-A underfits without one.
 
     Cells come from `genotype`, or from `make_cell(s0, s1, channels, reduction,
     reduction_prev)`: the search supernet's mixed cells, in this same skeleton.
@@ -166,7 +171,7 @@ def ubnas(*, input_shape, num_classes, include_top, name, genotype=None, layers_
 
         def make_cell(s0, s1, channels, reduction, reduction_prev):
             edges = genotype["reduce" if reduction else "normal"]
-            return cell(s0, s1, edges, channels, reduction, reduction_prev)
+            return cell(s0, s1, edges, channels, reduction, reduction_prev, residual_activation)
 
     inputs = tf.keras.Input(shape=input_shape)
     s0 = s1 = stem(inputs, channels, stem_strides)
@@ -184,17 +189,20 @@ def ubnas(*, input_shape, num_classes, include_top, name, genotype=None, layers_
 
 TEMPLATE = ModelRecord(
     name="UBNAS", family="UBNAS", builder=ubnas,
-    config=dict(genotype=None, layers_count=8, channels=16, stem_strides=1),
+    config=dict(genotype=None, layers_count=8, channels=16, stem_strides=1,
+                residual_activation=None),
     paper=PAPER, default_input_shape=(28, 28, 1), min_input_size=4, default_num_classes=10,
 )
 
 
-def UBNAS(*, genotype, layers=8, channels=16, stem_strides=1, **build_kwargs):  # noqa: N802
+def UBNAS(*, genotype, layers=8, channels=16, stem_strides=1, residual_activation=None,  # noqa: N802
+          **build_kwargs):
     """Any genotype in the UBNAS skeleton; `build_model` arguments (input_shape,
     num_classes, weights=path, include_top) pass through. The genotypes our search found
     are registered by name: UBNAS-A, ... (`ubnas` validates the genotype)."""
     return build_model(TEMPLATE, genotype=genotype, layers_count=layers,
-                       channels=channels, stem_strides=stem_strides, **build_kwargs)
+                       channels=channels, stem_strides=stem_strides,
+                       residual_activation=residual_activation, **build_kwargs)
 
 
 register_searched("UBNAS", template=TEMPLATE)  # e.g. UBNAS-A, from search/darts
