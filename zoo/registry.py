@@ -86,6 +86,7 @@ class ModelRecord:
 
 _REGISTRY: dict[str, ModelRecord] = {}
 _LOOKUP: dict[str, str] = {}
+_TEMPLATES: dict[str, "ModelRecord"] = {}  # family -> its searched models' template
 
 
 def _key(name: str) -> str:
@@ -127,7 +128,12 @@ def add_searched(name: str, family: str, base: str, config: dict,
 
 def register_searched(family: str, template: Optional["ModelRecord"] = None) -> None:
     """Register each searched configuration of a family as a variant of its base model
-    (a registered model, or `template` for a family whose models are all searched)."""
+    (a registered model, or `template` for a family whose models are all searched; a
+    family's template is remembered, so a later call, e.g. to add a new search result,
+    needs none)."""
+    if template is not None:
+        _TEMPLATES[family] = template
+    template = _TEMPLATES.get(family)
     for entry in searched_entries(family):
         base = template if template and entry["base"] == template.name else get_record(entry["base"])
         register(replace(base, name=entry["name"], aliases=(), weights={},
