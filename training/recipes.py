@@ -52,8 +52,8 @@ SPECIFIC: dict = {
     ("UBNAS-A", "fashion_mnist"): Recipe(13, 128, 2e-3),
     # UBNAS-A with a PReLU after every binary module, from scratch: 20 epochs with
     # --precision mixed_bfloat16 (250 s per epoch) took 85 minutes: 91.48% in float32,
-    # training accuracy 94.1% against UBNAS-A's 92.6% (12 epochs in bf16: 90.94%). The
-    # shipped weights. It still underfits Fashion-MNIST more than BinaryDenseNetMedium.
+    # training accuracy 94.1% against UBNAS-A's 92.6% (its bf16 run above). The shipped
+    # weights. It still underfits Fashion-MNIST more than BinaryDenseNetMedium.
     ("UBNAS-A-PReLU", "fashion_mnist"): Recipe(20, 128, 2e-3),
     # 13 epochs took 119 minutes here (90.50%; 9 epochs: 90.00%); train in the masked form:
     # --model-config '{"form": "masked", "stem_strides": 1}'. The shipped weights add two
