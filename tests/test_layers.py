@@ -126,6 +126,30 @@ def test_a_binary_conv_applies_only_the_taps_that_reach_its_input(kernel, dilati
     assert np.all(grads[0].numpy()[outside] == 0) and np.any(grads[0].numpy()[~outside] != 0)
 
 
+@pytest.mark.parametrize("kernel, size", [(5, 14), (3, 7), (5, 4)])
+def test_a_dilated_binary_conv_trains_through_conv2d_as_larqs_convolution_does(kernel, size):
+    """Training steps call Conv2D with its dilations (not space-to-batch): the same outputs
+    and gradients as larq's layer; inference keeps Keras' form for the converter."""
+    ours, larqs = _same_weights_pair(kernel, 2, size, 1, 1)
+    assert ours._dilated_conv2d_applies()
+    x = tf.constant(np.random.default_rng(1).standard_normal((3, size, size, 8)), tf.float32)
+    outputs, grads = [], []
+    for layer in (ours, larqs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(tf.size(y), dtype=tf.float32)[: y.shape[-1]])
+        outputs.append(y)
+        grads.append(tape.gradient(loss, [x, layer.kernel]))
+    np.testing.assert_allclose(*outputs, atol=1e-4)
+    for ours_grad, larqs_grad in zip(*grads):
+        np.testing.assert_allclose(ours_grad, larqs_grad, atol=1e-3)
+    traced = tf.function(lambda x: ours(x)).get_concrete_function(x).graph.get_operations()
+    assert any(op.type == "SpaceToBatchND" for op in traced) or ours.corrects_padding
+    trained = tf.function(lambda x: ours(x, training=True)).get_concrete_function(x)
+    assert not any(op.type == "SpaceToBatchND" for op in trained.graph.get_operations())
+
+
 def test_the_profile_counts_the_binary_macs_a_conv_applies_beside_larqs():
     """A dilated 5x5 on 4x4 maps applies 3x3 of its taps (the flatbuffer holds only
     those); larq counts all 25, and its counts stay the accounting."""
