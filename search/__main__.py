@@ -75,6 +75,11 @@ def darts_parser(sub):
                    choices=list(OPERATIONS), metavar="OP",
                    help="what an edge can become (default: EBNAS's %(default)s); add "
                         f"{' '.join(GROUPED_OPERATIONS)} for grouped binary convolutions")
+    p.add_argument("--cost-weight", type=float, default=0.0,
+                   help="> 0: price each operation by its measured training time (relative to "
+                        "the slowest) in the architecture loss; 0 is UBNAS's objective")
+    p.add_argument("--cost-channels", type=int, default=16,
+                   help="channels at which operations are priced (the retrained network's)")
     p.add_argument("--plain", action="store_true",
                    help="plain binary DARTS: K=1 and no early stopping (the baseline)")
     p.add_argument("--score-epochs", type=int, default=1,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from search.darts import supernet as darts
+from search.darts import costs, supernet as darts
 from search.darts.early_stopping import EarlyStopping
 from search.darts.search import BilevelSearch, DartsConfig
 from tests.conftest import run_chief_and_workers
@@ -202,21 +202,58 @@ def test_architecture_step_leaves_weights_and_weight_step_leaves_alpha_beta(tiny
 
 
 @pytest.mark.slow
-def test_search_resumes_from_its_epoch_checkpoint(tmp_path, eager_functions):
+def test_search_resumes_from_its_epoch_checkpoint(tmp_path, eager_functions, monkeypatch):
+    """A cost-aware search: its operations are priced once, and the resumed search keeps
+    the recorded prices (a new measurement would change its objective mid-search)."""
     rng = np.random.default_rng(0)
     data = (rng.random((32, 16, 16, 1), np.float32), rng.integers(0, 10, 32))
+    measured = []
+
+    def measure(operations, channels, size):
+        measured.append((channels, size))
+        return {name: (index + 1) / len(operations) for index, name in enumerate(operations)}
+
+    monkeypatch.setattr(costs, "measure", measure)
     # One cell, and architecture steps only in the resumed epoch: each step is traced once.
     config = DartsConfig(epochs=1, batch_size=16, layers_count=1, channels=8, warmup_epochs=1,
-                         max_parameter_free=None, patience=None)
+                         max_parameter_free=None, patience=None, cost_weight=0.5,
+                         cost_channels=12, stem_strides=2)
     first = BilevelSearch(config, (16, 16, 1), 10).run(data, data, tmp_path, log=lambda m: None)
-    assert len(first["epochs"]) == 1
+    assert len(first["epochs"]) == 1 and measured == [(12, 8)]
     config.epochs = 2
     messages = []
     second = BilevelSearch(config, (16, 16, 1), 10).run(data, data, tmp_path, log=messages.append)
     assert messages[0] == "darts: resumed after epoch 1"
+    assert measured == [(12, 8)] and second["operation_costs"] == first["operation_costs"]
     assert [e["epoch"] for e in second["epochs"]] == [1, 2]
     assert second["epochs"][0] == first["epochs"][0]
     assert [e["arch_updates"] for e in second["epochs"]] == [False, True]
+    genotype, prices = second["epochs"][1]["genotype"], second["operation_costs"]
+    assert second["epochs"][1]["genotype_cost"]["normal"] == pytest.approx(
+        np.mean([prices[op] for op, _ in genotype["normal"]]))
+
+
+def test_the_cost_term_moves_alpha_from_expensive_to_cheap_operations_never_to_none():
+    arch = darts.ArchitectureParameters(seed=0)
+    prices = {name: index / (len(arch.primitives) - 2) for index, name in
+              enumerate(arch.primitives[1:])}
+    with tf.GradientTape() as tape:
+        cost = costs.expected_cost(arch, prices, normal_fraction=0.6)
+    # alpha ~ 0: every operation about equally likely, so the expected cost is the mean price
+    assert float(cost) == pytest.approx(np.mean(list(prices.values())), abs=1e-2)
+    gradient = tape.gradient(cost, arch.alpha["normal"]).numpy()
+    assert np.all(np.abs(gradient[:, 0]) < 1e-6)  # "none" is not priced
+    assert np.all(gradient[:, 1] < 0) and np.all(gradient[:, -1] > 0)  # descent: cheap up
+    assert np.all(np.diff(gradient[:, 1:], axis=1) > 0)
+    normal_only = costs.expected_cost(arch, prices, normal_fraction=1.0)
+    assert float(normal_only) == pytest.approx(float(cost), abs=1e-2)
+
+
+def test_measured_operation_prices_name_every_operation_relative_to_the_slowest():
+    operations = ("skip_connect", "max_pool_3x3", "bconv_3x3")
+    prices = costs.measure(operations, channels=8, size=8, batch=4, repeats=1)
+    assert set(prices) == set(operations) and max(prices.values()) == 1.0
+    assert all(0 < price <= 1 for price in prices.values())
 
 
 def test_genotype_network_builds_and_bad_genotypes_are_named():

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from search import data
+from search.darts import costs
 from search.darts.early_stopping import EarlyStopping
 from search.darts.supernet import CELL_TYPES, build_supernet, derive_genotype
 from zoo.models import ubnas
@@ -39,6 +40,8 @@ class DartsConfig:
     patience: Optional[int] = 3  # None: rule off
     seed: int = 0
     operations: tuple = ubnas.EBNAS_OPERATIONS  # what an edge can become (zoo.models.ubnas)
+    cost_weight: float = 0.0  # > 0: the architecture loss adds the expected cost (costs.py)
+    cost_channels: int = 16  # operations are priced at the retrained network's first cells
 
 
 class BilevelSearch:
@@ -58,10 +61,13 @@ class BilevelSearch:
         self.weight_optimizer.build(self.weight_variables)
         self.arch_optimizer.build(self.arch_variables)
 
-    def _step(self, images, labels, variables, optimizer):
+    def _step(self, images, labels, variables, optimizer, price=None):
         with tf.GradientTape() as tape:
             probs = self.model(images, training=True)
             loss = self.loss_fn(labels, probs)
+            if price is not None:
+                loss += self.config.cost_weight * costs.expected_cost(
+                    self.arch, price, self.normal_fraction)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         correct = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(probs, -1, output_type=labels.dtype), labels), tf.float32))
         return loss, correct
@@ -72,7 +78,21 @@ class BilevelSearch:
 
     @tf.function
     def arch_step(self, images, labels):
-        return self._step(images, labels, self.arch_variables, self.arch_optimizer)
+        return self._step(images, labels, self.arch_variables, self.arch_optimizer,
+                          self.operation_costs if self.config.cost_weight else None)
+
+    @property
+    def normal_fraction(self) -> float:
+        cells = self.config.layers_count
+        return (cells - len(ubnas.reduction_layers(cells))) / cells
+
+    def price_operations(self, input_shape, recorded=None) -> dict:
+        """Measured once per search (a resumed search reuses the recorded prices)."""
+        if recorded is None:
+            size = -(-input_shape[0] // self.config.stem_strides)
+            recorded = costs.measure(self.arch.primitives[1:], self.config.cost_channels, size)
+        self.operation_costs = recorded
+        return recorded
 
     def alphas(self) -> dict:
         return {c: tf.nn.softmax(self.arch.alpha[c]).numpy().tolist() for c in CELL_TYPES}
@@ -92,6 +112,11 @@ class BilevelSearch:
             state = json.loads(state_path.read_text())
             state["epochs"] = state["epochs"][: int(epoch_var.numpy())]
             log(f"darts: resumed after epoch {int(epoch_var.numpy())}")
+        if cfg.cost_weight:
+            state["operation_costs"] = self.price_operations(train[0].shape[1:],
+                                                             state.get("operation_costs"))
+            log("darts: relative training cost per operation: " + ", ".join(
+                f"{name} {cost:.2f}" for name, cost in state["operation_costs"].items()))
         stopper = EarlyStopping(cfg.max_parameter_free, cfg.patience,
                                 [e["genotype"] for e in state["epochs"] if e["arch_updates"]])
         rng = np.random.default_rng(cfg.seed)
@@ -115,6 +140,8 @@ class BilevelSearch:
             row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "accuracy": float(np.mean(accs)),
                    "val_accuracy": self.accuracy(val_x, val_y), "arch_updates": update_arch,
                    "genotype": genotype, "alpha": self.alphas(),
+                   "genotype_cost": (costs.genotype_cost(genotype, self.operation_costs)
+                                     if cfg.cost_weight else None),
                    "cpu_seconds": time.process_time() - start_cpu,
                    "seconds": time.perf_counter() - start}
             state["epochs"].append(row)

@@ -67,7 +67,9 @@ class DartsTuner(base_tuner.BaseTuner):
                    "genotype": result["genotype"],
                    "val_accuracy": accuracy, "cpu_seconds": result["cpu_seconds"],
                    "epochs_run": len(result["epochs"]), "stopped": result["stopped"],
-                   "config": result["config"]}
+                   "config": result["config"],
+                   "operation_costs": result.get("operation_costs"),
+                   "genotype_cost": result["epochs"][-1].get("genotype_cost")}
         (trial_dir / "result.json").write_text(json.dumps(summary, indent=1))
         plots.plot_alphas(result["epochs"], trial_dir / "alphas.png", search.arch.primitives)
         plots.draw_cells(result["genotype"], trial_dir / "cells.png")
@@ -116,7 +118,8 @@ def run_darts(args) -> dict:
                        warmup_epochs=args.warmup_epochs, arch_lr=args.arch_lr,
                        max_parameter_free=None if args.plain else args.max_parameter_free,
                        patience=None if args.plain else args.patience, seed=args.seed,
-                       operations=tuple(args.operations))
+                       operations=tuple(args.operations), cost_weight=args.cost_weight,
+                       cost_channels=args.cost_channels)
     project = "darts_plain" if args.plain else "darts"
     check_readable(output_dir, project)
     check_same_settings(output_dir / project, search_settings(args, base),
