@@ -233,18 +233,24 @@ def test_search_resumes_from_its_epoch_checkpoint(tmp_path, eager_functions, mon
         np.mean([prices[op] for op, _ in genotype["normal"]]))
 
 
-def test_the_cost_term_moves_alpha_from_expensive_to_cheap_operations_never_to_none():
+def test_the_cost_term_moves_alpha_between_binary_convolutions_only():
+    """From expensive to cheap binary convolutions; "none" and the parameter-free
+    operations are not priced (pricing them collapsed a search into pooling cells)."""
     arch = darts.ArchitectureParameters(seed=0)
-    prices = {name: index / (len(arch.primitives) - 2) for index, name in
-              enumerate(arch.primitives[1:])}
+    priced = costs.priced_operations(arch.primitives)
+    assert priced == ["bconv_3x3", "bconv_5x5", "dil_bconv_3x3", "dil_bconv_5x5"]
+    prices = {name: 0.01 for name in ubnas.PARAMETER_FREE}
+    prices.update({name: (index + 1) / len(priced) for index, name in enumerate(priced)})
     with tf.GradientTape() as tape:
         cost = costs.expected_cost(arch, prices, normal_fraction=0.6)
     # alpha ~ 0: every operation about equally likely, so the expected cost is the mean price
-    assert float(cost) == pytest.approx(np.mean(list(prices.values())), abs=1e-2)
+    assert float(cost) == pytest.approx(np.mean([prices[name] for name in priced]), abs=1e-2)
     gradient = tape.gradient(cost, arch.alpha["normal"]).numpy()
-    assert np.all(np.abs(gradient[:, 0]) < 1e-6)  # "none" is not priced
-    assert np.all(gradient[:, 1] < 0) and np.all(gradient[:, -1] > 0)  # descent: cheap up
-    assert np.all(np.diff(gradient[:, 1:], axis=1) > 0)
+    columns = [arch.primitives.index(name) for name in priced]
+    unpriced = [i for i in range(len(arch.primitives)) if i not in columns]
+    assert np.all(np.abs(gradient[:, unpriced]) < 1e-6)
+    assert np.all(gradient[:, columns[0]] < 0) and np.all(gradient[:, columns[-1]] > 0)
+    assert np.all(np.diff(gradient[:, columns], axis=1) > 0)  # descent: cheap ones up
     normal_only = costs.expected_cost(arch, prices, normal_fraction=1.0)
     assert float(normal_only) == pytest.approx(float(cost), abs=1e-2)
 

@@ -3,7 +3,7 @@
 UBNAS prices nothing, and on Fashion-MNIST it chose the slowest operation (dilated 5x5)
 for nearly every edge, while the target is accuracy within a training-time budget. With
 `cost_weight` > 0 the architecture loss adds the expected relative cost of each edge's
-operation, so a slow operation has to earn its time in validation loss.
+binary convolution, so a slow one has to earn its time in validation loss.
 """
 
 from __future__ import annotations
@@ -44,14 +44,26 @@ def measure(operations, channels: int, size: int, batch: int = 64, repeats: int 
     return {name: value / slowest for name, value in seconds.items()}
 
 
+def priced_operations(primitives) -> list:
+    """The operations the cost term weighs against each other: those with weights.
+
+    Parameter-free operations cost almost nothing (0.04-0.16 of a dilated 5x5), so
+    pricing them pushes every edge towards them: with weight 0.1 the normal cell became 8
+    parameter-free operations in the first architecture epoch (DARTS's collapse, which
+    early stopping then caught). Unpriced, they compete on validation loss alone.
+    """
+    return [name for name in primitives if name != "none" and name not in ubnas.PARAMETER_FREE]
+
+
 def expected_cost(arch, costs: dict, normal_fraction: float):
-    """Mean over edges of sum_op p(op) cost(op), p = softmax(alpha) without "none" (the
-    derivation never picks it), normal and reduction cells weighted by their share of
-    the network's cells."""
-    prices = tf.constant([costs[name] for name in arch.primitives[1:]], tf.float32)
+    """Mean over edges of sum_op p(op) cost(op), p = softmax(alpha) over the priced
+    operations, normal and reduction cells weighted by their share of the network's cells."""
+    priced = priced_operations(arch.primitives)
+    columns = [arch.primitives.index(name) for name in priced]
+    prices = tf.constant([costs[name] for name in priced], tf.float32)
     total = 0.0
     for cell_type, share in zip(CELL_TYPES, (normal_fraction, 1 - normal_fraction)):
-        p = tf.nn.softmax(arch.alpha[cell_type])[:, 1:]
+        p = tf.gather(tf.nn.softmax(arch.alpha[cell_type]), columns, axis=1)
         p = p / tf.reduce_sum(p, -1, keepdims=True)
         total += share * tf.reduce_mean(tf.reduce_sum(p * prices, -1))
     return total
