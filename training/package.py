@@ -38,6 +38,8 @@ def register_genotype(result_file: Path, name: str, *, layers: int, channels: in
                 f"channels, K={search['k_normal']}/{search['k_reduce']}, "
                 f"{result['epochs_run']} epochs ({result['stopped'] or 'ran to the end'}), "
                 f"{result['cpu_seconds']:.0f} CPU s")
+    if search.get("cost_weight"):
+        found_by += f", binary convolutions priced by training time (--cost-weight {search['cost_weight']})"
     zoo.registry.add_searched(name, "UBNAS", zoo.models.ubnas.TEMPLATE.name, config, found_by)
 
 
