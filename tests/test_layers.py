@@ -79,6 +79,21 @@ def _same_weights_pair(kernel, dilation, size, groups, strides, channels=8):
     return ours, larqs
 
 
+def _assert_same_outputs_and_gradients(ours, larqs, x, training, atol):
+    """Outputs, and gradients to the inputs and the kernel of a position-weighted sum."""
+    outputs, grads = [], []
+    for layer in (ours, larqs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(y * tf.range(tf.size(y), dtype=tf.float32)[: y.shape[-1]])
+        outputs.append(y)
+        grads.append(tape.gradient(loss, [x, layer.kernel]))
+    np.testing.assert_allclose(*outputs, atol=1e-4)
+    for ours_grad, larqs_grad in zip(*grads):
+        np.testing.assert_allclose(ours_grad, larqs_grad, atol=atol)
+
+
 @pytest.mark.parametrize("training", [None, True])
 @pytest.mark.parametrize("kernel, dilation, size, groups, strides", SPANS_MORE_THAN_THE_INPUT)
 def test_binary_conv_spanning_more_than_its_input_still_computes_zero_padding(
@@ -89,18 +104,8 @@ def test_binary_conv_spanning_more_than_its_input_still_computes_zero_padding(
     ours, larqs = _same_weights_pair(kernel, dilation, size, groups, strides)
     assert ours.corrects_padding
     x = tf.constant(np.random.default_rng(0).standard_normal((4, size, size, 8)), tf.float32)
-    outputs, grads = [], []
-    for layer in (ours, larqs):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=training)
-            loss = tf.reduce_sum(y * tf.range(tf.size(y), dtype=tf.float32)[: y.shape[-1]])
-        outputs.append(y)
-        grads.append(tape.gradient(loss, [x, layer.kernel]))
+    _assert_same_outputs_and_gradients(ours, larqs, x, training, atol=1e-4)
     assert ours.traces_lce_form == (training is None)
-    np.testing.assert_allclose(*outputs, atol=1e-4)
-    for ours_grad, larqs_grad in zip(*grads):
-        np.testing.assert_allclose(ours_grad, larqs_grad, atol=1e-4)
 
 
 @pytest.mark.parametrize("kernel, dilation, size, applied", [
@@ -133,17 +138,7 @@ def test_a_dilated_binary_conv_trains_through_conv2d_as_larqs_convolution_does(k
     ours, larqs = _same_weights_pair(kernel, 2, size, 1, 1)
     assert ours._dilated_conv2d_applies()
     x = tf.constant(np.random.default_rng(1).standard_normal((3, size, size, 8)), tf.float32)
-    outputs, grads = [], []
-    for layer in (ours, larqs):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-            loss = tf.reduce_sum(y * tf.range(tf.size(y), dtype=tf.float32)[: y.shape[-1]])
-        outputs.append(y)
-        grads.append(tape.gradient(loss, [x, layer.kernel]))
-    np.testing.assert_allclose(*outputs, atol=1e-4)
-    for ours_grad, larqs_grad in zip(*grads):
-        np.testing.assert_allclose(ours_grad, larqs_grad, atol=1e-3)
+    _assert_same_outputs_and_gradients(ours, larqs, x, training=True, atol=1e-3)
     traced = tf.function(lambda x: ours(x)).get_concrete_function(x).graph.get_operations()
     assert any(op.type == "SpaceToBatchND" for op in traced) or ours.corrects_padding
     trained = tf.function(lambda x: ours(x, training=True)).get_concrete_function(x)
