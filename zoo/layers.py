@@ -118,7 +118,6 @@ class BinaryConv2D(lq.layers.QuantConv2D):
         flat = tf.reshape(outputs, (-1, tf.size(added))) - tf.reshape(added, (1, -1))
         return tf.reshape(flat, tf.shape(outputs))
 
-
     def _dilated_conv2d_applies(self) -> bool:
         """Training steps of a dilated convolution call Conv2D with its dilations directly.
 
