@@ -192,6 +192,19 @@ def test_a_run_distils_from_an_ensemble_whose_predictions_are_cached_once(tmp_pa
     assert summary["epochs"][0]["val_distillation_loss"] == pytest.approx(online, rel=1e-4)
 
 
+def test_a_mixed_bfloat16_run_on_cached_predictions_scores_its_student_in_float32(tmp_path):
+    """A bfloat16 run's result is the float32 score of its weights: the test batches, which
+    carry the teacher's cached predictions, must reach that score as (images, labels)."""
+    out = tmp_path / "run"
+    summary = train.run(train.parse_args(
+        ["fashion_mnist", "--model", "BinaryDenseNetTiny", "--epochs", "1", "--train-examples",
+         "128", "--test-examples", "128", "--output-dir", str(out), "--teacher",
+         "BinaryDenseNetTiny", "--cache-teacher", "--precision", "mixed_bfloat16"]))
+    scored = evaluate("fashion_mnist", "BinaryDenseNetTiny", str(out / "final.h5"), limit=128)
+    assert summary["final"]["top1"] == pytest.approx(scored["top1"])
+    assert "mixed_bfloat16_top1" in summary["final"]
+
+
 @pytest.mark.parametrize("teacher, weights, error", [
     ("BinaryDenseNet28", None, "no shipped weights for fashion_mnist.*--teacher-weights"),
     ("BinaryDenseNetTiny", b"not HDF5", "is not a readable HDF5 weights file"),

@@ -264,6 +264,14 @@ def pipeline(
     return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
 
 
+def without_teacher(batches: tf.data.Dataset) -> tf.data.Dataset:
+    """A pipeline's batches as (images, labels), without the cached teacher predictions
+    they may carry: what a network alone is scored on."""
+    if isinstance(batches.element_spec[0], tuple):
+        return batches.map(lambda inputs, labels: (inputs[0], labels))
+    return batches
+
+
 def preprocessing_for(record, spec: DatasetSpec) -> str:
     """The normalisation the model's weights for this data set declare, else the set's own."""
     weights = record.weights.get(spec.name)
