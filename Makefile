@@ -37,6 +37,7 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/training_throughput.py
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/training_precision.py
+	$(PY) benchmarks/ubnas_shapes.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -223,13 +223,27 @@ def training_precision_section(data):
     return lines + ["", _machine(data)]
 
 
+def ubnas_shapes_section(data):
+    lines = [f"## Training step: {data['model']} in other shapes",
+             "The same genotype with other cell counts, channels or stem stride: what a step "
+             f"costs against what the network holds. Mixed bfloat16, batch {data['batch_size']}, "
+             f"Adam; median wall time of {data['repeats']} alternating steps.",
+             "", "| shape | s per step | against registered | min per epoch | parameters "
+             "| binary MACs (M) |", "|---|---|---|---|---|---|"]
+    for r in data["shapes"]:
+        lines.append(f"| {r['shape']} | {r['seconds_per_step']:.3f} | {r['ratio']:.2f}x | "
+                     f"{r['minutes_per_epoch']:.1f} | {r['params']:,} | {r['binary_macs'] / 1e6:.1f} |")
+    return lines + ["", _machine(data)]
+
+
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),
             ("evolution_crossover", crossover_section), ("darts_cost*", darts_section),
             ("darts_operations", darts_operations_section), ("darts_step_cost", darts_step_section),
             ("training_step", training_step_section),
-            ("training_precision", training_precision_section))
+            ("training_precision", training_precision_section),
+            ("ubnas_shapes", ubnas_shapes_section))
 
 
 def main():
