@@ -66,7 +66,7 @@ SPECIFIC: dict = {
     # of caching the teachers' predictions, training accuracy 92.2%: no gain, the network
     # now underfits (train and test within 0.3 points). Not shipped; this recipe stays.
     # Capacity instead: 5 cells of 32 channels (--model-config '{"residual_activation":
-    # "prelu", "layers_count": 5, "channels": 32}', 2.9x the parameters, 1.3x the step in
+    # "prelu", "layers_count": 5, "channels": 32}', 2.9x the parameters, 1.4x the step in
     # benchmarks/ubnas_shapes.py), 8 epochs: 91.94% in float32, training accuracy 94.4%, in
     # 300-320 s per epoch alone (the first two ran beside the test suite). The 8-cell network
     # needed 20 epochs for 92.10%; 15 epochs of this shape would fit in 90 minutes.
