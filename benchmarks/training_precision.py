@@ -41,9 +41,9 @@ def bfloat16_units() -> list:
     return sorted(flag for flag in flags if flag in ("amx_bf16", "avx512_bf16"))
 
 
-def build(name: str, precision: str):
+def build(name: str, precision: str, **overrides):
     with dtype_policy(precision):
-        model = zoo.build_model(name)
+        model = zoo.build_model(name, **overrides)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
 

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import zoo  # noqa: E402
 
 from benchmarks.common import machine, median, save  # noqa: E402
-from benchmarks.training_step import step_seconds  # noqa: E402
-from training.train import dtype_policy  # noqa: E402
+from benchmarks.training_precision import build  # noqa: E402
+from benchmarks.training_step import BATCH, step_seconds  # noqa: E402
 from zoo.profile import profile  # noqa: E402
 
 STEPS_PER_EPOCH = 469
@@ -36,19 +36,13 @@ SHAPES = {
 }
 
 
-def build(name: str, overrides: dict):
-    with dtype_policy("mixed_bfloat16"):
-        model = zoo.build_model(name, **overrides)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    return model
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="UBNAS-B-PReLU")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    models = {shape: build(args.model, overrides) for shape, overrides in SHAPES.items()}
+    models = {shape: build(args.model, "mixed_bfloat16", **overrides)
+              for shape, overrides in SHAPES.items()}
     times = step_seconds(models, {shape: contextlib.nullcontext for shape in models},
                          args.repeats, time.perf_counter)
     base = median(times["registered"])
@@ -62,7 +56,7 @@ def main(argv=None):
                      "memory_mb": costs.memory_mb, "steps": times[shape]})
         print(f"{shape}: {seconds:.3f} s per step ({seconds / base:.2f}x), "
               f"{costs.params:,} parameters, {costs.binary_macs / 1e6:.1f} M binary MACs", flush=True)
-    print(f"saved {save('ubnas_shapes', {'machine': machine(), 'model': args.model, 'batch_size': 128, 'repeats': args.repeats, 'shapes': rows})}")
+    print(f"saved {save('ubnas_shapes', {'machine': machine(), 'model': args.model, 'batch_size': BATCH, 'repeats': args.repeats, 'shapes': rows})}")
 
 
 if __name__ == "__main__":
