@@ -47,6 +47,11 @@ def evolution_parser(sub):
     p.add_argument("--train-examples", type=int)
     p.add_argument("--val-examples", type=int, default=10_000)
     p.add_argument("--calibration-batches", type=int, default=10)
+    p.add_argument("--finalists", type=int, default=5,
+                   help="re-score this many top trials before picking the best (0: pick the "
+                        "top trial); rerunning a finished search with another value re-picks")
+    p.add_argument("--finalist-draws", type=int, default=3,
+                   help="BatchNorm recalibrations (fresh training batches) per finalist")
     p.add_argument("--data-dir")
     p.add_argument("--output-dir", default="runs/evolution")
     p.add_argument("--name", help="the search's folder and output prefix under --output-dir "
@@ -120,7 +125,10 @@ def main(argv=None):
         print(f"val acc {100 * result['val_accuracy']:.2f}% after {result['epochs_run']} "
               f"epochs, {result['cpu_seconds']:.0f} CPU s ({result['stopped'] or 'ran all epochs'})")
     elif result:
-        print(f"best: groups {result['groups']}  val acc {100 * result['val_accuracy']:.2f}%  "
+        rescored = (f" (re-scored {100 * result['rescore_mean']:.2f}% over "
+                    f"{len(result['finalists'][0]['rescores'])} recalibrations)"
+                    if "rescore_mean" in result else "")
+        print(f"best: groups {result['groups']}  val acc {100 * result['val_accuracy']:.2f}%{rescored}  "
               f"binary MACs {result['binary_macs'] / 1e6:.2f}M  ({result['trials']} trials, "
               f"{result['rejected_over_budget']} rejected over budget)")
         print(f"retrain: {result['retrain']}")

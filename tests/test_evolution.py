@@ -393,3 +393,57 @@ def test_a_trial_scored_before_a_kill_is_not_scored_again(tmp_path):
     trial.hyperparameters.values[gene_name(0)] = 1  # another configuration: scored
     with pytest.raises(AssertionError, match="scored again"):
         SupernetTuner.run_trial(tuner, trial)
+
+
+class ScoringSupernet:
+    """The supernet interface `finalists.rescore` uses; a score is the group sum plus a
+    per-draw offset (the draw's first pixel), and every recalibration is counted."""
+
+    def __init__(self):
+        self.recalibrations = 0
+
+    def set_groups(self, groups):
+        self.groups = groups
+
+    def recalibrate_batch_norm(self, batches):
+        self.recalibrations += 1
+        self.offset = float(batches[0][0])
+
+    def accuracy(self, images, labels):
+        return sum(self.groups) / 100 + self.offset
+
+
+def test_finalists_are_the_top_trials_re_scored_and_ranked_by_their_mean(tmp_path):
+    from search.evolution import finalists
+
+    rows = [{"trial_id": str(i), "groups": [i], "val_accuracy": score, "binary_macs": 10 - i}
+            for i, score in enumerate([0.5, 0.9, 0.7, 0.8, 0.9])]
+    draws = [[np.array([0.0])], [np.array([0.2])]]
+    supernet = ScoringSupernet()
+    picked = finalists.rescore(supernet, rows, count=3, draws=draws, val_images=None,
+                               val_labels=None, cache_dir=tmp_path)
+    # Top 3 by trial score: trials 4 and 1 (tied at 0.9), then 3; trial 2 (0.7) is left out.
+    assert [r["trial_id"] for r in picked] == ["4", "3", "1"]  # ranked by the re-scores
+    assert picked[0]["rescores"] == pytest.approx([0.04, 0.24])
+    assert picked[0]["rescore_mean"] == pytest.approx(0.14)
+    assert supernet.recalibrations == 3 * len(draws)
+    again = finalists.rescore(supernet, rows, count=3, draws=draws, val_images=None,
+                              val_labels=None, cache_dir=tmp_path)
+    assert again == picked and supernet.recalibrations == 6  # resumed from disk: none redone
+
+
+def test_a_finished_search_re_picks_from_its_finalists_without_new_trials(tmp_path):
+    out = tmp_path / "search"
+    search_cli("--output-dir", str(out), "--trials", "3", "--finalists", "0")
+    top_trial = json.loads((out / "evolution_best.json").read_text())
+    assert "finalists" not in top_trial
+    search_cli("--output-dir", str(out), "--trials", "3", "--finalists", "2",
+               "--finalist-draws", "2")
+    best = json.loads((out / "evolution_best.json").read_text())
+    assert len(json.loads((out / "evolution_trials.json").read_text())) == 3
+    assert len(best["finalists"]) == 2
+    assert best["groups"] == best["finalists"][0]["groups"]
+    assert top_trial["groups"] in [f["groups"] for f in best["finalists"]]
+    assert all(len(f["rescores"]) == 2 for f in best["finalists"])
+    with pytest.raises(SystemExit, match="error: --finalists -1"):
+        search_cli("--output-dir", str(out), "--finalists", "-1")

@@ -59,9 +59,12 @@ def plot_pareto(rows, path) -> None:
     plt.close(fig)
 
 
-def write_outputs(output_dir: Path, oracle, space, budget: dict, prefix: str) -> dict:
-    """`{prefix}_trials.json/.csv`, `{prefix}_pareto.png`, `{prefix}_best.json`."""
-    rows = trials_table(oracle, len(space.choices))
+def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str, *,
+                  rejected_over_budget=None, finalists=None) -> dict:
+    """`{prefix}_trials.json/.csv`, `{prefix}_pareto.png`, `{prefix}_best.json`.
+
+    The best is the top finalist when the finalists were re-scored (`finalists.rescore`),
+    else the trial with the highest score."""
     if not rows:
         raise RuntimeError("The search finished without one completed trial.")
     (output_dir / f"{prefix}_trials.json").write_text(json.dumps(rows, indent=1))
@@ -70,14 +73,18 @@ def write_outputs(output_dir: Path, oracle, space, budget: dict, prefix: str) ->
         writer.writeheader()
         writer.writerows(rows)
     plot_pareto(rows, output_dir / f"{prefix}_pareto.png")
-    best = max(rows, key=lambda r: (r["val_accuracy"], -r["binary_macs"]))  # ties: cheaper
+    best = finalists[0] if finalists else max(rows, key=lambda r: (r["val_accuracy"], -r["binary_macs"]))
     retrain_config = {**space.model_config, "groups": best["groups"], "form": "masked"}
     result = {
         "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
         **{k: best[k] for k in COSTS}, "budget": budget, "trials": len(rows),
-        "rejected_over_budget": getattr(oracle, "rejected_over_budget", None),
+        "rejected_over_budget": rejected_over_budget,
         "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
                     f"--model-config '{json.dumps(retrain_config)}'"),
     }
+    if finalists:
+        result["rescore_mean"] = best["rescore_mean"]
+        result["finalists"] = [{k: f[k] for k in ("trial_id", "groups", "val_accuracy", "rescores",
+                                                  "rescore_mean", "binary_macs")} for f in finalists]
     (output_dir / f"{prefix}_best.json").write_text(json.dumps(result, indent=2))
     return result

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from search.evolution import plots
+from search.evolution import finalists, plots
 from search.evolution.oracle import AgingEvolutionOracle
 from search.evolution.space import SearchSpace
 from search.evolution.supernet import Supernet
@@ -92,6 +92,9 @@ def search_settings(args) -> dict:
 
 
 def run_search(args) -> dict:
+    if args.finalists < 0 or args.finalist_draws < 1:
+        raise ValueError(f"--finalists {args.finalists} --finalist-draws {args.finalist_draws}: "
+                         "give 0 or more finalists (0 picks the top trial) and 1 or more draws.")
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     project_name = args.name or args.strategy
@@ -122,16 +125,24 @@ def run_search(args) -> dict:
     train_supernet(supernet, train_x, train_y, epochs=args.supernet_epochs,
                    batch_size=args.batch_size, output_dir=output_dir)
     rng = np.random.default_rng(args.seed)
-    picks = rng.choice(len(train_x), size=args.calibration_batches * args.batch_size)
-    calibration = [train_x[picks[i:i + args.batch_size]]
-                   for i in range(0, len(picks), args.batch_size)]
+    draw = dict(batches=args.calibration_batches, batch_size=args.batch_size, rng=rng)
     tuner = SupernetTuner(oracle, supernet=supernet, space=space,
-                          calibration_batches=calibration, val_images=val_x, val_labels=val_y,
+                          calibration_batches=finalists.calibration_draw(train_x, **draw),
+                          val_images=val_x, val_labels=val_y,
                           directory=str(output_dir), project_name=project_name, overwrite=False)
     start = time.perf_counter()
     tuner.search(verbose=0)
     if is_worker():
         return {}
-    results = plots.write_outputs(output_dir, tuner.oracle, space, budget, project_name)
+    rows = plots.trials_table(oracle, len(space.choices))
+    rescored = None
+    if args.finalists:
+        draws = [finalists.calibration_draw(train_x, **draw) for _ in range(args.finalist_draws)]
+        rescored = finalists.rescore(supernet, rows, count=args.finalists, draws=draws,
+                                     val_images=val_x, val_labels=val_y,
+                                     cache_dir=Path(tuner.project_dir) / "finalists")
+    results = plots.write_outputs(output_dir, rows, space, budget, project_name,
+                                  rejected_over_budget=oracle.rejected_over_budget,
+                                  finalists=rescored)
     results["search_seconds_this_run"] = time.perf_counter() - start
     return results

@@ -1,0 +1,51 @@
+"""Re-score the search's best candidates before one is picked.
+
+A trial is scored once: BatchNorm statistics from one draw of training batches, then
+validation accuracy. The best candidates of a search differ by about as much as that one
+draw moves a score, so the single highest trial is partly luck. The finalists (the top
+trials by their trial score) are each re-scored with several fresh draws, and the pick is
+the best mean. Each finalist's scores are kept on disk, so a killed re-scoring resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from training.report import read_json, write_json
+
+
+def calibration_draw(images: np.ndarray, *, batches: int, batch_size: int, rng) -> list:
+    """`batches` batches of training images drawn at random, for one BatchNorm recalibration."""
+    picks = rng.choice(len(images), size=batches * batch_size)
+    return [images[picks[i:i + batch_size]] for i in range(0, len(picks), batch_size)]
+
+
+def top_trials(rows: list, count: int) -> list:
+    """The `count` best trials by trial score; ties go to the cheaper configuration."""
+    return sorted(rows, key=lambda r: (-r["val_accuracy"], r["binary_macs"]))[:count]
+
+
+def rescore(supernet, rows: list, *, count: int, draws: list, val_images, val_labels,
+            cache_dir: Path) -> list:
+    """The top `count` rows, each with `rescores` (one per draw) and their mean, best first."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    finalists = []
+    for row in top_trials(rows, count):
+        path = cache_dir / f"{row['trial_id']}.json"
+        cached = read_json(path)
+        if cached is not None and cached["groups"] == row["groups"] and len(cached["rescores"]) == len(draws):
+            scores = cached["rescores"]
+        else:
+            scores = []
+            for batches in draws:
+                supernet.set_groups(row["groups"])
+                supernet.recalibrate_batch_norm(batches)
+                scores.append(supernet.accuracy(val_images, val_labels))
+            write_json(path, {"groups": row["groups"], "rescores": scores})
+        finalists.append({**row, "rescores": scores, "rescore_mean": float(np.mean(scores))})
+        print(f"finalist trial {row['trial_id']}: trial score {100 * row['val_accuracy']:.2f}%, "
+              f"re-scored {100 * np.mean(scores):.2f}% "
+              f"({', '.join(f'{100 * s:.2f}' for s in scores)})", flush=True)
+    return sorted(finalists, key=lambda r: (-r["rescore_mean"], r["binary_macs"]))
