@@ -223,6 +223,27 @@ def training_precision_section(data):
     return lines + ["", _machine(data)]
 
 
+def finalists_section(data):
+    lines = ["## Evolutionary group search: re-scoring the finalists",
+             f"The top {data['finalists']} trials of each saved search, re-scored with "
+             f"{data['draws']} fresh BatchNorm recalibrations each on a retrained supernet; "
+             "\"reproduced\": the trial's own calibration batches on that supernet.", "",
+             "| search | trial | trial score (%) | reproduced (%) | re-scores (%) | mean (%) "
+             "| binary MACs (M) |", "|---|---|---|---|---|---|---|"]
+    for name, search in data["searches"].items():
+        for f in search["finalists"]:
+            rescores = ", ".join(f"{100 * s:.2f}" for s in f["rescores"])
+            lines.append(f"| {name} | {f['trial_id']} | {100 * f['val_accuracy']:.2f} | "
+                         f"{100 * f['reproduced_trial_score']:.2f} | {rescores} | "
+                         f"{100 * f['rescore_mean']:.2f} | {f['binary_macs'] / 1e6:.2f} |")
+    lines.append("")
+    for name, search in data["searches"].items():
+        lines.append(f"{name}: pick {'changed' if search['pick_changed'] else 'kept'}; a score "
+                     f"moves {100 * search['mean_spread_across_draws']:.2f} points (standard "
+                     "deviation) from one recalibration to the next.")
+    return lines + ["", _machine(data)]
+
+
 def ubnas_shapes_section(data):
     lines = [f"## Training step: {data['model']} in other shapes",
              "The same genotype with other cell counts, channels or stem stride: what a step "
@@ -239,7 +260,8 @@ def ubnas_shapes_section(data):
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),
-            ("evolution_crossover", crossover_section), ("darts_cost*", darts_section),
+            ("evolution_crossover", crossover_section),
+            ("evolution_finalists", finalists_section), ("darts_cost*", darts_section),
             ("darts_operations", darts_operations_section), ("darts_step_cost", darts_step_section),
             ("training_step", training_step_section),
             ("training_precision", training_precision_section),

@@ -38,9 +38,9 @@ def rescore(supernet, rows: list, *, count: int, draws: list, val_images, val_la
         if cached is not None and cached["groups"] == row["groups"] and len(cached["rescores"]) == len(draws):
             scores = cached["rescores"]
         else:
+            supernet.set_groups(row["groups"])
             scores = []
             for batches in draws:
-                supernet.set_groups(row["groups"])
                 supernet.recalibrate_batch_norm(batches)
                 scores.append(supernet.accuracy(val_images, val_labels))
             write_json(path, {"groups": row["groups"], "rescores": scores})
