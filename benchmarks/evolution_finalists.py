@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -61,9 +62,11 @@ def main(argv=None):
     for name in args.searches:
         rows = json.loads((Path(args.trials_dir) / f"{name}_trials.json").read_text())
         saved_best = json.loads((Path(args.trials_dir) / f"{name}_best.json").read_text())
+        start = time.perf_counter()
         rescored = finalists.rescore(supernet, rows, count=settings.finalists, draws=draws,
                                      val_images=val_x, val_labels=val_y,
                                      cache_dir=search_dir / name / "finalists")
+        rescore_seconds = time.perf_counter() - start  # what --finalists adds to a search
         for row in rescored:
             supernet.set_groups(row["groups"])
             supernet.recalibrate_batch_norm(search_draw)
@@ -76,6 +79,7 @@ def main(argv=None):
             "picked_before": saved_best["groups"], "picked_now": best["groups"],
             "pick_changed": saved_best["groups"] != best["groups"],
             "mean_spread_across_draws": statistics.mean(spread),
+            "rescore_seconds": rescore_seconds,
             "finalists": [{k: r[k] for k in ("trial_id", "groups", "val_accuracy",
                                               "reproduced_trial_score", "rescores",
                                               "rescore_mean", "binary_macs")} for r in rescored],

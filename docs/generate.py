@@ -240,7 +240,8 @@ def finalists_section(data):
     for name, search in data["searches"].items():
         lines.append(f"{name}: pick {'changed' if search['pick_changed'] else 'kept'}; a score "
                      f"moves {100 * search['mean_spread_across_draws']:.2f} points (standard "
-                     "deviation) from one recalibration to the next.")
+                     "deviation) from one recalibration to the next; re-scoring took "
+                     f"{search['rescore_seconds']:.0f} s.")
     return lines + ["", _machine(data)]
 
 
