@@ -246,7 +246,7 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
     configs = [tuple(r["groups"]) for r in rows]
     assert len(set(configs)) == SEARCH_TRIALS
     for trial_id, groups in done_before.items():  # finished trials kept, not re-run
-        assert f"trial {trial_id}:" not in resumed.stdout
+        assert f"] trial {trial_id}:" not in resumed.stdout  # the tuner's "[tuner0] trial N:"
         assert [r["groups"] for r in rows if r["trial_id"] == trial_id] == [groups]
     assert (out / "evolution_pareto.png").exists()
     best = json.loads((out / "evolution_best.json").read_text())

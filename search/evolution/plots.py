@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
+from search.evolution.finalists import top_trials  # noqa: E402
 from search.evolution.tuner import config_from_values  # noqa: E402
 from search.evolution.space import COSTS  # noqa: E402
 
@@ -73,7 +74,7 @@ def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str
         writer.writeheader()
         writer.writerows(rows)
     plot_pareto(rows, output_dir / f"{prefix}_pareto.png")
-    best = finalists[0] if finalists else max(rows, key=lambda r: (r["val_accuracy"], -r["binary_macs"]))
+    best = (finalists or top_trials(rows, 1))[0]
     retrain_config = {**space.model_config, "groups": best["groups"], "form": "masked"}
     result = {
         "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
