@@ -43,11 +43,13 @@ class DataLoaded(Exception):
 @pytest.fixture
 def stop_at_data(monkeypatch):
     """Runs a search command up to its data loading, so its checks run in milliseconds."""
+    import search.evolution.run  # imported before the patch, or it would keep the stub
+
     def load(*args, **kwargs):
         raise DataLoaded
 
     monkeypatch.setattr("search.data.train_val_arrays", load)
-    monkeypatch.setattr("search.evolution.run.train_val_arrays", load)
+    monkeypatch.setattr(search.evolution.run, "train_val_arrays", load)
     return DataLoaded
 
 
