@@ -126,6 +126,7 @@ def main(argv=None):
     report = {
         "machine": machine(), "epochs": args.epochs, "models": rows,
         "budget": evolved["budget"],
+        "picked_by": "re-scored finalists" if "finalists" in evolved else "top trial score",
         "search": {"supernet_seconds": supernet["seconds"], "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},
         "not_retrained": sorted(set(n for n, _, _ in candidates) - set(by_name)),
