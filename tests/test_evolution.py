@@ -432,7 +432,7 @@ def test_finalists_are_the_top_trials_re_scored_and_ranked_by_their_mean(tmp_pat
     assert again == picked and supernet.recalibrations == 6  # resumed from disk: none redone
 
 
-def test_a_finished_search_re_picks_from_its_finalists_without_new_trials(tmp_path):
+def test_a_finished_search_re_picks_from_its_finalists_without_new_trials(tmp_path, eager_functions):
     out = tmp_path / "search"
     search_cli("--output-dir", str(out), "--trials", "3", "--finalists", "0")
     top_trial = json.loads((out / "evolution_best.json").read_text())
