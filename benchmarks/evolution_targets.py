@@ -7,10 +7,9 @@ of the same number of random configurations, and the two uniform baselines (all
 depthwise, all groups = 1), then reports test top-1 against binary MACs (larq) and the
 search's own time. With --seeds each is retrained once per seed and the means compared:
 one 2-epoch run differs from the next by about as much as the top configurations do.
-With --reuse an earlier result's scores stand in for a network retrained there the same
-way (e.g. the random pick, when only evolution's pick changed). With --match-macs the
-uniform baselines are also retrained at the widest width multiplier (a multiple of 1/32)
-whose binary MACs do not exceed the evolved network's: the comparison at equal cost. Results: benchmarks/results/evolution_targets.json.
+With --match-macs the uniform baselines are also retrained at the widest width
+multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved network's:
+the comparison at equal cost. Results: benchmarks/results/evolution_targets.json.
 """
 
 import argparse
@@ -27,30 +26,8 @@ from search.evolution.space import SearchSpace  # noqa: E402
 from training import train  # noqa: E402
 
 
-def earlier_scores(groups, width, args):
-    """This network's per-seed scores in an earlier result (--reuse), if it was retrained
-    there for the same epochs with every seed asked for now; else None."""
-    if not args.reuse:
-        return None
-    earlier = json.loads(Path(args.reuse).read_text())
-    if earlier["epochs"] != args.epochs:
-        return None
-    for row in earlier["models"]:
-        by_seed = dict(zip(row.get("seeds", [0]), row.get("top1_per_seed", [row["top1"]])))
-        if row["groups"] == groups and row["width_multiplier"] == width and set(args.seeds) <= set(by_seed):
-            return [by_seed[seed] for seed in args.seeds]
-    return None
-
-
 def retrain(name, groups, form, args, width=0.5):
     """Train the network once per seed (data order and initialisation); its score is the mean."""
-    costs = binary_costs(groups, width)
-    known = earlier_scores(groups, width, args)
-    if known is not None:
-        return {"name": name, "groups": groups, "width_multiplier": width,
-                "top1": sum(known) / len(known), "top1_per_seed": known, "seeds": args.seeds,
-                "binary_macs": costs["binary_macs"], "memory_mb": costs["memory_mb"],
-                "reused_from": args.reuse}
     config = {"groups": groups, "form": form, "width_multiplier": width}
     scores, seconds, run_dirs = [], 0.0, []
     for seed in args.seeds:
@@ -63,6 +40,7 @@ def retrain(name, groups, form, args, width=0.5):
         scores.append(summary["final"]["top1"])
         seconds += summary["wall_time_seconds"]
         run_dirs.append(str(out))
+    costs = binary_costs(groups, width)
     return {"name": name, "groups": groups, "width_multiplier": width,
             "top1": sum(scores) / len(scores), "top1_per_seed": scores, "seeds": args.seeds,
             "binary_macs": costs["binary_macs"], "memory_mb": costs["memory_mb"],
@@ -99,9 +77,6 @@ def main(argv=None):
     parser.add_argument("--match-macs", action="store_true",
                         help="also retrain both uniform baselines widened or narrowed to the "
                              "evolved network's binary MACs")
-    parser.add_argument("--reuse", metavar="RESULT_JSON",
-                        help="take a network's scores from this earlier result when it was "
-                             "retrained there for the same epochs and seeds, instead of again")
     parser.add_argument("--result", default="evolution_targets",
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
