@@ -82,6 +82,50 @@ def test_over_budget_candidates_are_never_evaluated(tmp_path):
     assert oracle.rejected_over_budget > 0
 
 
+def test_supernet_draws_are_uniform_over_the_configurations_within_the_budget(tmp_path):
+    import itertools
+
+    oracle = make_oracle(tmp_path, budget={"binary_macs": 14})
+    within = {c for c in itertools.product(*CHOICES) if fake_cost(c)["binary_macs"] <= 14}
+    draws = [tuple(c) for c in oracle.sample_within_budget(3000)]
+    assert len(draws) == 3000 and set(draws) == within  # all of them, and nothing else
+    counts = [draws.count(c) for c in within]
+    assert max(counts) < 2 * min(counts)  # 3000 / 13 = 231 expected each
+    cheapest_only = make_oracle(tmp_path, budget={"binary_macs": 9})
+    assert {tuple(c) for c in cheapest_only.sample_within_budget(5)} == {(4, 2, 8, 4)}
+
+
+def test_a_supernet_given_configurations_trains_on_those_alone(eager_functions):
+    space = SearchSpace()
+    table = [[c[0] for c in space.choices], [c[-1] for c in space.choices]]
+    supernet = Supernet(space, seed=0, configurations=table)
+    seen = set()
+    for _ in range(12):
+        supernet.sample_groups()
+        seen.add(tuple(supernet.groups()))
+    assert seen == {tuple(c) for c in table}
+    with pytest.raises(ValueError, match="not an allowed choice"):
+        Supernet(space, configurations=[[3] * len(space.choices)])
+
+
+def test_a_search_that_would_train_the_shared_supernet_otherwise_is_refused(tmp_path):
+    from search.__main__ import parser
+    from search.evolution.run import check_same_supernet
+    from search.resume import CorruptSearchError
+
+    def check(*flags):
+        check_same_supernet(tmp_path, parser().parse_args(["evolution", *flags]))
+
+    check("--budget-macs", "4e6")
+    check("--budget-macs", "4e6", "--strategy", "random")  # evolution and random share it
+    with pytest.raises(CorruptSearchError, match="--supernet-sampling.*new --output-dir"):
+        check("--budget-macs", "5e6")
+    uniform = tmp_path / "uniform"
+    for budget in ("4e6", "5e6"):  # a uniform supernet serves every budget
+        check_same_supernet(uniform, parser().parse_args(
+            ["evolution", "--budget-macs", budget, "--supernet-sampling", "uniform"]))
+
+
 def test_mutants_take_only_allowed_group_counts(tmp_path):
     import random
 

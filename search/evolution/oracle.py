@@ -54,6 +54,21 @@ class AgingEvolutionOracle(kt.Oracle):
         costs = self.cost_fn(config)
         return all(costs[k] <= limit for k, limit in self.budget.items())
 
+    def sample_within_budget(self, count: int, seed: int = 0) -> list:
+        """`count` uniform draws from the configurations within the budget (rejection
+        sampling), for training the supernet on the region the search explores. A budget
+        that almost nothing meets falls back to the configurations found, at least the
+        cheapest."""
+        rng = random.Random(f"{self.seed}-supernet-{seed}")
+        found = []
+        for _ in range(count * 1000):
+            config = self.random_config(rng)
+            if self.within_budget(config):
+                found.append(config)
+                if len(found) == count:
+                    break
+        return found or [[max(c) for c in self.choices]]
+
     def _check_budget_is_feasible(self):
         cheapest = [max(c) for c in self.choices]  # depthwise everywhere: fewest MACs/params
         if self.budget and not self.within_budget(cheapest):

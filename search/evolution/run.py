@@ -76,6 +76,32 @@ def check_same_space(output_dir: Path, space: SearchSpace) -> None:
         )
 
 
+SUPERNET_CONFIGURATIONS = 4096  # drawn within the budget for supernet training
+
+
+def supernet_configurations(args, oracle: AgingEvolutionOracle):
+    """What the supernet trains on: None (every configuration) or draws within the budget."""
+    if args.supernet_sampling == "uniform" or not oracle.budget:
+        return None
+    return oracle.sample_within_budget(SUPERNET_CONFIGURATIONS, seed=args.seed)
+
+
+def check_same_supernet(output_dir: Path, args) -> None:
+    """Searches under one --output-dir share its supernet: refuse one that would have
+    trained it otherwise."""
+    described = {"epochs": args.supernet_epochs, "sampling": args.supernet_sampling}
+    if args.supernet_sampling == "budget":
+        described["budget"] = budget_of(args)
+    saved = record_or_compare(output_dir / "supernet.json", described)
+    if saved:
+        raise CorruptSearchError(
+            f"{output_dir}'s supernet was trained with {saved}, this search would train it "
+            f"with {described}: searches under one --output-dir share it. Rerun with the same "
+            "--supernet-epochs, --supernet-sampling (and budget, if it samples within it), "
+            "or give a new --output-dir."
+        )
+
+
 def budget_of(args) -> dict:
     return {k: v for k, v in (("binary_macs", args.budget_macs),
                               ("float_macs", args.budget_float_macs),
@@ -115,11 +141,12 @@ def run_search(args) -> dict:
     check_same_settings(output_dir / project_name, search_settings(args),
                         elsewhere="give this search another --name: searches under one "
                                   "--output-dir share its supernet")
+    check_same_supernet(output_dir, args)
     (train_x, train_y), (val_x, val_y) = train_val_arrays(
         args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
         data_dir=args.data_dir)
 
-    supernet = Supernet(space, seed=args.seed)
+    supernet = Supernet(space, seed=args.seed, configurations=supernet_configurations(args, oracle))
     if is_worker():  # the chief (or a single process) trains it; workers share it
         wait_for(output_dir / SUPERNET_WEIGHTS)
     train_supernet(supernet, train_x, train_y, epochs=args.supernet_epochs,

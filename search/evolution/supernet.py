@@ -2,7 +2,9 @@
 
 Built by the zoo's own BinaryMobileNet builder with `zoo.layers.MaskedGroupConv2D` as its
 3x3 convolution, so the supernet and the final network are one topology. Each training
-step draws a group count per block uniformly at random.
+step draws a configuration: a group count per block uniformly at random, or one row of a
+table of configurations (those within a search's budget, so that the shared weights serve
+the networks the search can pick rather than the four in five a tight budget rejects).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from search.evolution.space import SearchSpace
 class Supernet(tf.keras.Model):
     """Wraps the masked network; `train_step` samples a configuration first."""
 
-    def __init__(self, space: SearchSpace, seed: int = 0):
+    def __init__(self, space: SearchSpace, seed: int = 0, configurations=None):
         super().__init__(name="supernet")
         self.space = space
         topology = {k: v for k, v in space.network_config.items() if k not in ("groups", "form")}
@@ -37,6 +39,8 @@ class Supernet(tf.keras.Model):
             groups="depthwise", group_conv=shared_group_conv, **topology,
         )
         self.choice_tables = [tf.constant(c, tf.int32) for c in space.choices]
+        self.configurations = None if configurations is None else tf.constant(
+            [space.validate(c) for c in configurations], tf.int32)
         self.rng = tf.random.Generator.from_seed(seed)
 
     def call(self, inputs, training=False):
@@ -50,10 +54,17 @@ class Supernet(tf.keras.Model):
         return [int(conv.groups.numpy()) for conv in self.masked]
 
     def sample_groups(self) -> None:
-        """Uniformly random group count per block (inside the training graph)."""
-        for conv, table in zip(self.masked, self.choice_tables):
-            index = self.rng.uniform((), 0, tf.shape(table)[0], dtype=tf.int32)
-            conv.groups.assign(tf.gather(table, index))
+        """A random configuration, drawn inside the training graph."""
+        if self.configurations is None:  # each block on its own, uniformly
+            for conv, table in zip(self.masked, self.choice_tables):
+                conv.groups.assign(tf.gather(table, self._random_index(table)))
+        else:
+            row = tf.gather(self.configurations, self._random_index(self.configurations))
+            for block, conv in enumerate(self.masked):
+                conv.groups.assign(row[block])
+
+    def _random_index(self, table):
+        return self.rng.uniform((), 0, tf.shape(table)[0], dtype=tf.int32)
 
     def train_step(self, batch):
         self.sample_groups()
