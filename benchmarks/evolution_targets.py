@@ -96,13 +96,17 @@ def main(argv=None):
             width = widest_within(kind, evolved_macs)
             rows.append(retrain(f"{kind}-matched", uniform_groups(kind, width), form, args, width))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
+    supernet_settings = search_dir / "supernet.json"  # absent: a search before budget sampling
+    sampling = (json.loads(supernet_settings.read_text())["sampling"]
+                if supernet_settings.exists() else "uniform")
     by_name = {r["name"]: r for r in rows}
     ours = by_name["evolution"]
     report = {
         "machine": machine(), "epochs": args.epochs, "models": rows,
         "budget": evolved["budget"],
         "picked_by": "re-scored finalists" if "finalists" in evolved else "top trial score",
-        "search": {"supernet_seconds": supernet["seconds"], "trials": evolved["trials"],
+        "search": {"supernet_seconds": supernet["seconds"], "supernet_sampling": sampling,
+                   "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},
         "not_retrained": sorted(set(n for n, _, _ in candidates) - set(by_name)),
         "evolution_beats": {n: ours["top1"] > r["top1"] for n, r in by_name.items() if n != "evolution"},

@@ -77,7 +77,9 @@ def evolution_section(data):
              f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
              + (f", picks by {data['picked_by']}" if "picked_by" in data else "")
              + (f", budget {data['budget']['binary_macs'] / 1e6:g}M binary MACs"
-                if "binary_macs" in data["budget"] else ""),
+                if "binary_macs" in data["budget"] else "")
+             + (", supernet trained within it"
+                if data["search"].get("supernet_sampling") == "budget" else ""),
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
              f"{data['search']['trials']} trials; every model retrained {data['epochs']} epochs "
              "with one recipe. \"-matched\": a uniform baseline at the widest width whose binary "
