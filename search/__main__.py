@@ -43,10 +43,10 @@ def evolution_parser(sub):
     p.add_argument("--supernet-epochs", type=int, default=3,
                    help="3 (the measured default) keeps supernet + 60 trials under an hour "
                         "on 2 CPU cores")
-    p.add_argument("--supernet-sampling", choices=["budget", "uniform"], default="budget",
-                   help="budget: train the supernet on configurations within the budget, "
-                        "the ones the search can pick; uniform: on all of them (one "
-                        "supernet for searches at several budgets)")
+    p.add_argument("--supernet-sampling", choices=["uniform", "budget"], default="uniform",
+                   help="uniform: train the supernet on every configuration (one supernet "
+                        "serves searches at several budgets); budget: only on those within "
+                        "the budget (measured worse at 3.3M MACs: docs/benchmarks.md)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--train-examples", type=int)
     p.add_argument("--val-examples", type=int, default=10_000)

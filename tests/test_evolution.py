@@ -113,17 +113,18 @@ def test_a_search_that_would_train_the_shared_supernet_otherwise_is_refused(tmp_
     from search.evolution.run import check_same_supernet
     from search.resume import CorruptSearchError
 
-    def check(*flags):
-        check_same_supernet(tmp_path, parser().parse_args(["evolution", *flags]))
+    def check(folder, *flags):
+        check_same_supernet(tmp_path / folder, parser().parse_args(["evolution", *flags]))
 
-    check("--budget-macs", "4e6")
-    check("--budget-macs", "4e6", "--strategy", "random")  # evolution and random share it
-    with pytest.raises(CorruptSearchError, match="--supernet-sampling.*new --output-dir"):
-        check("--budget-macs", "5e6")
-    uniform = tmp_path / "uniform"
-    for budget in ("4e6", "5e6"):  # a uniform supernet serves every budget
-        check_same_supernet(uniform, parser().parse_args(
-            ["evolution", "--budget-macs", budget, "--supernet-sampling", "uniform"]))
+    for budget in ("4e6", "5e6"):  # a uniform supernet (the default) serves every budget
+        check("uniform", "--budget-macs", budget)
+    with pytest.raises(CorruptSearchError, match="--supernet-epochs.*new --output-dir"):
+        check("uniform", "--budget-macs", "4e6", "--supernet-epochs", "5")
+    within = ("--budget-macs", "4e6", "--supernet-sampling", "budget")
+    check("within", *within)
+    check("within", *within, "--strategy", "random")  # evolution and random share it
+    with pytest.raises(CorruptSearchError, match="budget"):
+        check("within", "--budget-macs", "5e6", "--supernet-sampling", "budget")
 
 
 def test_mutants_take_only_allowed_group_counts(tmp_path):
