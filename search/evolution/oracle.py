@@ -67,10 +67,14 @@ class AgingEvolutionOracle(kt.Oracle):
                 found.append(config)
                 if len(found) == count:
                     break
-        return found or [[max(c) for c in self.choices]]
+        return found or [self.cheapest()]
+
+    def cheapest(self) -> list:
+        """Depthwise everywhere: the fewest MACs and parameters."""
+        return [max(c) for c in self.choices]
 
     def _check_budget_is_feasible(self):
-        cheapest = [max(c) for c in self.choices]  # depthwise everywhere: fewest MACs/params
+        cheapest = self.cheapest()
         if self.budget and not self.within_budget(cheapest):
             costs = self.cost_fn(cheapest)
             raise BudgetError(
