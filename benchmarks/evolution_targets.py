@@ -66,6 +66,14 @@ def widest_within(kind: str, binary_macs: float) -> float:
     return max(fitting)
 
 
+def picked_by(best: dict) -> str:
+    """How the search chose its pick (`{strategy}_best.json`), for the report's heading."""
+    if "finalists" not in best:
+        return "top trial score"
+    steps = best.get("finalist_fine_tune_steps", 0)
+    return f"finalists fine-tuned {steps} steps, then re-scored" if steps else "re-scored finalists"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search-dir", default="runs/evolution")
@@ -104,7 +112,7 @@ def main(argv=None):
     report = {
         "machine": machine(), "epochs": args.epochs, "models": rows,
         "budget": evolved["budget"],
-        "picked_by": "re-scored finalists" if "finalists" in evolved else "top trial score",
+        "picked_by": picked_by(evolved),
         "search": {"supernet_seconds": supernet["seconds"], "supernet_sampling": sampling,
                    "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},

@@ -56,6 +56,9 @@ def evolution_parser(sub):
                         "top trial); rerunning a finished search with another value re-picks")
     p.add_argument("--finalist-draws", type=int, default=3,
                    help="BatchNorm recalibrations (fresh training batches) per finalist")
+    p.add_argument("--finalist-steps", type=int, default=0,
+                   help="train each finalist alone this many steps from the shared weights "
+                        "before re-scoring it (0: score the shared weights)")
     p.add_argument("--data-dir")
     p.add_argument("--output-dir", default="runs/evolution")
     p.add_argument("--name", help="the search's folder and output prefix under --output-dir "

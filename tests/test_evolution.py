@@ -1,5 +1,6 @@
 """Evolutionary group search: oracle behaviour, shared weights, resume, distribution."""
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -256,6 +257,23 @@ def test_supernet_shares_weights_across_configurations(eager_functions):
     assert np.abs(after - before).max() > 1e-4
 
 
+def test_a_fine_tuned_finalist_trains_its_own_configuration_and_the_shared_weights_return():
+    space = SearchSpace()
+    supernet = Supernet(space, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 28, 28, 1), dtype=np.float32)
+    y = np.arange(64) % 10
+    supernet(x[:1])
+    groups = [c[0] for c in space.choices]
+    supernet.set_groups(groups)
+    shared = [w.copy() for w in supernet.net.get_weights()]
+    before = supernet(x, training=False).numpy()
+    with supernet.fine_tuned(x, y, steps=2, batch_size=32, learning_rate=1e-2, seed=0):
+        assert supernet.groups() == groups  # trained as itself, not sampled
+        assert np.abs(supernet(x, training=False).numpy() - before).max() > 1e-4
+    assert all(np.array_equal(a, b) for a, b in zip(supernet.net.get_weights(), shared))
+
+
 # Eager: at this size tracing the supernet costs more than running it.
 SEARCH_TRIALS = 6
 SEARCH = [sys.executable, "-m", "search", "evolution", "--eager", "--trials", str(SEARCH_TRIALS),
@@ -454,8 +472,14 @@ class ScoringSupernet:
         self.recalibrations += 1
         self.offset = float(batches[0][0])
 
+    @contextlib.contextmanager
+    def fine_tuned(self, steps, **kwargs):  # tuning adds steps/1000 to every score inside
+        self.offset_from_tuning = steps / 1000
+        yield
+        self.offset_from_tuning = 0.0
+
     def accuracy(self, images, labels):
-        return sum(self.groups) / 100 + self.offset
+        return sum(self.groups) / 100 + self.offset + getattr(self, "offset_from_tuning", 0.0)
 
 
 def test_finalists_are_the_top_trials_re_scored_and_ranked_by_their_mean(tmp_path):
@@ -475,6 +499,10 @@ def test_finalists_are_the_top_trials_re_scored_and_ranked_by_their_mean(tmp_pat
     again = finalists.rescore(supernet, rows, count=3, draws=draws, val_images=None,
                               val_labels=None, cache_dir=tmp_path)
     assert again == picked and supernet.recalibrations == 6  # resumed from disk: none redone
+    tuned = finalists.rescore(supernet, rows, count=3, draws=draws, val_images=None,
+                              val_labels=None, cache_dir=tmp_path, fine_tune={"steps": 5})
+    assert supernet.recalibrations == 12  # the cached scores were of untuned weights: redone
+    assert tuned[0]["rescores"] == pytest.approx([0.045, 0.245])
 
 
 def test_a_finished_search_re_picks_from_its_finalists_without_new_trials(tmp_path, eager_functions):
@@ -483,12 +511,13 @@ def test_a_finished_search_re_picks_from_its_finalists_without_new_trials(tmp_pa
     top_trial = json.loads((out / "evolution_best.json").read_text())
     assert "finalists" not in top_trial
     search_cli("--output-dir", str(out), "--trials", "3", "--finalists", "2",
-               "--finalist-draws", "2")
+               "--finalist-draws", "2", "--finalist-steps", "1")
     best = json.loads((out / "evolution_best.json").read_text())
     assert len(json.loads((out / "evolution_trials.json").read_text())) == 3
     assert len(best["finalists"]) == 2
     assert best["groups"] == best["finalists"][0]["groups"]
     assert top_trial["groups"] in [f["groups"] for f in best["finalists"]]
     assert all(len(f["rescores"]) == 2 for f in best["finalists"])
+    assert best["finalist_fine_tune_steps"] == 1
     with pytest.raises(SystemExit, match="error: --finalists -1"):
         search_cli("--output-dir", str(out), "--finalists", "-1")

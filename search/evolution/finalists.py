@@ -4,11 +4,15 @@ A trial is scored once: BatchNorm statistics from one draw of training batches, 
 validation accuracy. The best candidates of a search differ by about as much as that one
 draw moves a score, so the single highest trial is partly luck. The finalists (the top
 trials by their trial score) are each re-scored with several fresh draws, and the pick is
-the best mean. Each finalist's scores are kept on disk, so a killed re-scoring resumes.
+the best mean. With `fine_tune`, each finalist is first trained alone for a few steps from
+the shared weights (`Supernet.fine_tuned`), a costlier proxy that measures how far the
+configuration gets rather than how well the compromise weights suit it. Each finalist's
+scores are kept on disk, so a killed re-scoring resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +32,30 @@ def top_trials(rows: list, count: int) -> list:
 
 
 def rescore(supernet, rows: list, *, count: int, draws: list, val_images, val_labels,
-            cache_dir: Path) -> list:
-    """The top `count` rows, each with `rescores` (one per draw) and their mean, best first."""
+            cache_dir: Path, fine_tune: dict | None = None) -> list:
+    """The top `count` rows, each with `rescores` (one per draw) and their mean, best first.
+
+    `fine_tune`: the arguments of `supernet.fine_tuned` (training images, labels, steps, ...),
+    or None to score the shared weights."""
     cache_dir.mkdir(parents=True, exist_ok=True)
+    steps = fine_tune["steps"] if fine_tune else 0
     finalists = []
     for row in top_trials(rows, count):
         path = cache_dir / f"{row['trial_id']}.json"
         cached = read_json(path)
-        if cached is not None and cached["groups"] == row["groups"] and len(cached["rescores"]) == len(draws):
+        if (cached is not None and cached["groups"] == row["groups"]
+                and len(cached["rescores"]) == len(draws)
+                and cached.get("fine_tune_steps", 0) == steps):
             scores = cached["rescores"]
         else:
             supernet.set_groups(row["groups"])
             scores = []
-            for batches in draws:
-                supernet.recalibrate_batch_norm(batches)
-                scores.append(supernet.accuracy(val_images, val_labels))
-            write_json(path, {"groups": row["groups"], "rescores": scores})
+            with supernet.fine_tuned(**fine_tune) if fine_tune else contextlib.nullcontext():
+                for batches in draws:
+                    supernet.recalibrate_batch_norm(batches)
+                    scores.append(supernet.accuracy(val_images, val_labels))
+            write_json(path, {"groups": row["groups"], "rescores": scores,
+                              "fine_tune_steps": steps})
         finalists.append({**row, "rescores": scores, "rescore_mean": float(np.mean(scores))})
         print(f"finalist trial {row['trial_id']}: trial score {100 * row['val_accuracy']:.2f}%, "
               f"re-scored {100 * np.mean(scores):.2f}% "

@@ -61,7 +61,7 @@ def plot_pareto(rows, path) -> None:
 
 
 def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str, *,
-                  rejected_over_budget=None, finalists=None) -> dict:
+                  rejected_over_budget=None, finalists=None, finalist_steps=0) -> dict:
     """`{prefix}_trials.json/.csv`, `{prefix}_pareto.png`, `{prefix}_best.json`.
 
     The best is the top finalist when the finalists were re-scored (`finalists.rescore`),
@@ -85,6 +85,7 @@ def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str
     }
     if finalists:
         result["rescore_mean"] = best["rescore_mean"]
+        result["finalist_fine_tune_steps"] = finalist_steps
         result["finalists"] = [{k: f[k] for k in ("trial_id", "groups", "val_accuracy", "rescores",
                                                   "rescore_mean", "binary_macs")} for f in finalists]
     (output_dir / f"{prefix}_best.json").write_text(json.dumps(result, indent=2))

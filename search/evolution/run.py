@@ -117,10 +117,14 @@ def search_settings(args) -> dict:
             "calibration_batches": args.calibration_batches}
 
 
+FINALIST_LEARNING_RATE = 5e-4  # --finalist-steps: a quarter of the supernet's, decayed to 0
+
+
 def run_search(args) -> dict:
-    if args.finalists < 0 or args.finalist_draws < 1:
-        raise ValueError(f"--finalists {args.finalists} --finalist-draws {args.finalist_draws}: "
-                         "give 0 or more finalists (0 picks the top trial) and 1 or more draws.")
+    if args.finalists < 0 or args.finalist_draws < 1 or args.finalist_steps < 0:
+        raise ValueError(f"--finalists {args.finalists} --finalist-draws {args.finalist_draws} "
+                         f"--finalist-steps {args.finalist_steps}: give 0 or more finalists (0 "
+                         "picks the top trial), 1 or more draws and 0 or more steps.")
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     project_name = args.name or args.strategy
@@ -165,11 +169,14 @@ def run_search(args) -> dict:
     rescored = None
     if args.finalists:
         draws = [finalists.calibration_draw(train_x, **draw) for _ in range(args.finalist_draws)]
+        fine_tune = None if not args.finalist_steps else dict(
+            images=train_x, labels=train_y, steps=args.finalist_steps,
+            batch_size=args.batch_size, learning_rate=FINALIST_LEARNING_RATE, seed=args.seed)
         rescored = finalists.rescore(supernet, rows, count=args.finalists, draws=draws,
-                                     val_images=val_x, val_labels=val_y,
+                                     val_images=val_x, val_labels=val_y, fine_tune=fine_tune,
                                      cache_dir=Path(tuner.project_dir) / "finalists")
     results = plots.write_outputs(output_dir, rows, space, budget, project_name,
                                   rejected_over_budget=oracle.rejected_over_budget,
-                                  finalists=rescored)
+                                  finalists=rescored, finalist_steps=args.finalist_steps)
     results["search_seconds_this_run"] = time.perf_counter() - start
     return results

@@ -10,6 +10,8 @@ the networks the search can pick rather than the four in five a tight budget rej
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -87,6 +89,28 @@ class Supernet(tf.keras.Model):
         for n in norms:
             n.moving_mean.assign(n.moving_mean / correction)
             n.moving_variance.assign(n.moving_variance / correction)
+
+    @contextlib.contextmanager
+    def fine_tuned(self, images, labels, *, steps: int, batch_size: int, learning_rate: float,
+                   seed: int):
+        """Train the current configuration alone for `steps` from the shared weights, and
+        put the shared weights back on exit.
+
+        Shared weights are a compromise between all configurations; a few steps of the
+        configuration's own training show how far it can go from there, which a BatchNorm
+        recalibration alone cannot. Run inside the `with` what should see the tuned weights.
+        """
+        shared = self.net.get_weights()
+        try:
+            self.net.compile(optimizer=tf.keras.optimizers.Adam(
+                tf.keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
+                loss="sparse_categorical_crossentropy")
+            batches = (tf.data.Dataset.from_tensor_slices((images, labels))
+                       .shuffle(len(images), seed=seed).repeat().batch(batch_size))
+            self.net.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
+            yield
+        finally:
+            self.net.set_weights(shared)
 
     @tf.function(reduce_retracing=True)
     def _forward_training(self, images):
