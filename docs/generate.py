@@ -250,6 +250,24 @@ def finalists_section(data):
     return lines + ["", _machine(data)]
 
 
+def proxies_section(data):
+    lines = ["## Evolutionary group search: which supernet score predicts retraining",
+             "Every configuration retrained from scratch above (width 0.5, 2 epochs, mean over "
+             f"seeds), scored on the supernet {data['supernet']}: BatchNorm recalibration alone "
+             f"(a trial's score) and after a {data['fine_tune_steps']}-step fine-tune "
+             f"(`--finalist-steps`); each the mean of {data['draws']} recalibrations.", "",
+             "| measured in | groups | binary MACs (M) | retrained (%) | recalibrated (%) "
+             "| fine-tuned (%) |", "|---|---|---|---|---|---|"]
+    for r in sorted(data["configurations"], key=lambda r: -r["retrained_top1"]):
+        lines.append(f"| {r['trial_id']} | {r['groups']} | {r['binary_macs'] / 1e6:.2f} | "
+                     f"{100 * r['retrained_top1']:.2f} | {100 * r['recalibrated']:.2f} | "
+                     f"{100 * r['fine_tuned']:.2f} |")
+    rho = data["spearman_with_retrained"]
+    return lines + ["", f"Rank correlation with the retrained means: recalibrated "
+                        f"{rho['recalibrated']:.2f}, fine-tuned {rho['fine_tuned']:.2f}. "
+                        f"{_machine(data)}"]
+
+
 def ubnas_shapes_section(data):
     lines = [f"## Training step: {data['model']} in other shapes",
              "The same genotype with other cell counts, channels or stem stride: what a step "
@@ -267,7 +285,8 @@ def ubnas_shapes_section(data):
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),
             ("evolution_crossover", crossover_section),
-            ("evolution_finalists", finalists_section), ("darts_cost*", darts_section),
+            ("evolution_finalists", finalists_section), ("evolution_proxies", proxies_section),
+            ("darts_cost*", darts_section),
             ("darts_operations", darts_operations_section), ("darts_step_cost", darts_step_section),
             ("training_step", training_step_section),
             ("training_precision", training_precision_section),

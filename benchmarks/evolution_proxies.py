@@ -1,0 +1,101 @@
+"""Which supernet score predicts a configuration's retrained accuracy? Measured on the
+configurations already retrained from scratch (benchmarks/results/evolution_targets*.json).
+
+    python benchmarks/evolution_proxies.py --search-dir runs/evolution-3.3M --steps 300
+
+Every configuration retrained at width 0.5 over several seeds is scored twice with the
+supernet of --search-dir: BatchNorm recalibration alone (what a trial and a finalist
+score) and a --steps fine-tune first (`--finalist-steps`), each the mean over the
+search's finalist draws. Reports each proxy's rank correlation with the retrained means.
+Results: benchmarks/results/evolution_proxies.json.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zoo  # noqa: E402,F401  (Keras 2 before TensorFlow)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.common import RESULTS, machine, save  # noqa: E402
+from search.__main__ import parser as search_parser  # noqa: E402
+from search.data import train_val_arrays  # noqa: E402
+from search.evolution import finalists  # noqa: E402
+from search.evolution.run import FINALIST_LEARNING_RATE, SUPERNET_WEIGHTS  # noqa: E402
+from search.evolution.space import SearchSpace  # noqa: E402
+from search.evolution.supernet import Supernet  # noqa: E402
+
+
+def retrained_configurations(width: float = 0.5, min_seeds: int = 2) -> list:
+    """Each distinct configuration retrained at `width` over `min_seeds` or more seeds, with
+    its mean test top-1 and where it was measured."""
+    found = {}
+    for path in sorted(RESULTS.glob("evolution_targets*.json")):
+        for model in json.loads(path.read_text())["models"]:
+            if model["width_multiplier"] == width and len(model["seeds"]) >= min_seeds:
+                found.setdefault(tuple(model["groups"]), {
+                    "trial_id": f"{path.stem}-{model['name']}", "groups": model["groups"],
+                    "retrained_top1": model["top1"], "binary_macs": model["binary_macs"],
+                    "val_accuracy": 0.0})  # rescore's rows need a trial score
+    return list(found.values())
+
+
+def spearman(a, b) -> float:
+    ranks = [np.argsort(np.argsort(x)) for x in (a, b)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--search-dir", default="runs/evolution-3.3M",
+                        help="a search dir whose supernet.h5 (uniform sampling) scores")
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args(argv)
+    search_dir = Path(args.search_dir)
+    settings = search_parser().parse_args(["evolution", "--output-dir", str(search_dir)])
+    tf.keras.utils.set_random_seed(settings.seed)
+    (train_x, train_y), (val_x, val_y) = train_val_arrays(
+        settings.dataset, val_examples=settings.val_examples)
+    supernet = Supernet(SearchSpace(settings.model), seed=settings.seed)
+    supernet(train_x[:1])
+    supernet.net.load_weights(str(search_dir / SUPERNET_WEIGHTS))
+    rng = np.random.default_rng(settings.seed)
+    draws = [finalists.calibration_draw(train_x, batches=settings.calibration_batches,
+                                        batch_size=settings.batch_size, rng=rng)
+             for _ in range(settings.finalist_draws)]
+    rows = retrained_configurations()
+    fine_tune = dict(images=train_x, labels=train_y, steps=args.steps,
+                     batch_size=settings.batch_size, learning_rate=FINALIST_LEARNING_RATE,
+                     seed=settings.seed)
+    scored = {}
+    for proxy, tuning in (("recalibrated", None), ("fine_tuned", fine_tune)):
+        scored[proxy] = {tuple(r["groups"]): r["rescore_mean"] for r in finalists.rescore(
+            supernet, rows, count=len(rows), draws=draws, val_images=val_x, val_labels=val_y,
+            cache_dir=search_dir / "proxies" / proxy, fine_tune=tuning)}
+    retrained = [r["retrained_top1"] for r in rows]
+    report = {
+        "machine": machine(), "supernet": str(search_dir / SUPERNET_WEIGHTS),
+        "fine_tune_steps": args.steps, "draws": settings.finalist_draws,
+        "configurations": [{**{k: r[k] for k in ("trial_id", "groups", "binary_macs",
+                                                 "retrained_top1")},
+                            **{p: s[tuple(r["groups"])] for p, s in scored.items()}}
+                           for r in rows],
+        "spearman_with_retrained": {
+            p: spearman([s[tuple(r["groups"])] for r in rows], retrained)
+            for p, s in scored.items()},
+    }
+    for row in sorted(report["configurations"], key=lambda r: -r["retrained_top1"]):
+        print(f"{row['trial_id']:45s} retrained {100 * row['retrained_top1']:.2f}  "
+              f"recalibrated {100 * row['recalibrated']:.2f}  "
+              f"fine-tuned {100 * row['fine_tuned']:.2f}")
+    print(f"rank correlation with the retrained means: {report['spearman_with_retrained']}")
+    print(f"saved {save('evolution_proxies', report)}")
+
+
+if __name__ == "__main__":
+    main()
