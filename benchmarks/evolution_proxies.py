@@ -37,7 +37,7 @@ def retrained_configurations(width: float = 0.5, min_seeds: int = 2) -> list:
     found = {}
     for path in sorted(RESULTS.glob("evolution_targets*.json")):
         for model in json.loads(path.read_text())["models"]:
-            if model["width_multiplier"] == width and len(model["seeds"]) >= min_seeds:
+            if model["width_multiplier"] == width and len(model.get("seeds", [0])) >= min_seeds:
                 found.setdefault(tuple(model["groups"]), {
                     "trial_id": f"{path.stem}-{model['name']}", "groups": model["groups"],
                     "retrained_top1": model["top1"], "binary_macs": model["binary_macs"],
