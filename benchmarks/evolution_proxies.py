@@ -6,7 +6,8 @@ configurations already retrained from scratch (benchmarks/results/evolution_targ
 Every configuration retrained at width 0.5 over several seeds is scored twice with the
 supernet of --search-dir: BatchNorm recalibration alone (what a trial and a finalist
 score) and a --steps fine-tune first (`--finalist-steps`), each the mean over the
-search's finalist draws. Reports each proxy's rank correlation with the retrained means.
+search's finalist draws. Reports each proxy's rank correlation with the retrained means,
+over all of them and among the picks of the searches at one budget.
 Results: benchmarks/results/evolution_proxies.json.
 """
 
@@ -36,11 +37,14 @@ def retrained_configurations(width: float = 0.5, min_seeds: int = 2) -> list:
     its mean test top-1 and where it was measured."""
     found = {}
     for path in sorted(RESULTS.glob("evolution_targets*.json")):
-        for model in json.loads(path.read_text())["models"]:
+        result = json.loads(path.read_text())
+        for model in result["models"]:
             if model["width_multiplier"] == width and len(model.get("seeds", [0])) >= min_seeds:
                 found.setdefault(tuple(model["groups"]), {
                     "trial_id": f"{path.stem}-{model['name']}", "groups": model["groups"],
                     "retrained_top1": model["top1"], "binary_macs": model["binary_macs"],
+                    "budget_macs": result["budget"]["binary_macs"],
+                    "search_pick": model["name"] in ("evolution", "random"),
                     "val_accuracy": 0.0})  # rescore's rows need a trial score
     return list(found.values())
 
@@ -77,23 +81,32 @@ def main(argv=None):
         scored[proxy] = {tuple(r["groups"]): r["rescore_mean"] for r in finalists.rescore(
             supernet, rows, count=len(rows), draws=draws, val_images=val_x, val_labels=val_y,
             cache_dir=search_dir / "proxies" / proxy, fine_tune=tuning)}
-    retrained = [r["retrained_top1"] for r in rows]
+    def correlations(subset):
+        return {p: spearman([s[tuple(r["groups"])] for r in subset],
+                            [r["retrained_top1"] for r in subset]) for p, s in scored.items()}
+
+    # Within a budget is what a search needs: it compares candidates of about one cost.
+    budgets = sorted({r["budget_macs"] for r in rows})
     report = {
         "machine": machine(), "supernet": str(search_dir / SUPERNET_WEIGHTS),
         "fine_tune_steps": args.steps, "draws": settings.finalist_draws,
         "configurations": [{**{k: r[k] for k in ("trial_id", "groups", "binary_macs",
+                                                 "budget_macs", "search_pick",
                                                  "retrained_top1")},
                             **{p: s[tuple(r["groups"])] for p, s in scored.items()}}
                            for r in rows],
-        "spearman_with_retrained": {
-            p: spearman([s[tuple(r["groups"])] for r in rows], retrained)
-            for p, s in scored.items()},
+        "spearman_with_retrained": correlations(rows),
+        "spearman_within_budget": {
+            f"{b / 1e6:g}M": correlations([r for r in rows if r["budget_macs"] == b
+                                          and r["search_pick"]])
+            for b in budgets},
     }
     for row in sorted(report["configurations"], key=lambda r: -r["retrained_top1"]):
         print(f"{row['trial_id']:45s} retrained {100 * row['retrained_top1']:.2f}  "
               f"recalibrated {100 * row['recalibrated']:.2f}  "
               f"fine-tuned {100 * row['fine_tuned']:.2f}")
-    print(f"rank correlation with the retrained means: {report['spearman_with_retrained']}")
+    print(f"rank correlation with the retrained means: {report['spearman_with_retrained']}; "
+          f"among one budget's search picks: {report['spearman_within_budget']}")
     print(f"saved {save('evolution_proxies', report)}")
 
 

@@ -262,9 +262,14 @@ def proxies_section(data):
         lines.append(f"| {r['trial_id']} | {r['groups']} | {r['binary_macs'] / 1e6:.2f} | "
                      f"{100 * r['retrained_top1']:.2f} | {100 * r['recalibrated']:.2f} | "
                      f"{100 * r['fine_tuned']:.2f} |")
-    rho = data["spearman_with_retrained"]
-    return lines + ["", f"Rank correlation with the retrained means: recalibrated "
-                        f"{rho['recalibrated']:.2f}, fine-tuned {rho['fine_tuned']:.2f}. "
+    def both(rho):
+        return f"recalibrated {rho['recalibrated']:.2f}, fine-tuned {rho['fine_tuned']:.2f}"
+
+    within = "; ".join(f"{budget}: {both(rho)}"
+                       for budget, rho in data["spearman_within_budget"].items())
+    return lines + ["", f"Rank correlation with the retrained means, all: "
+                        f"{both(data['spearman_with_retrained'])}. Among the picks of the searches "
+                        f"at one budget (what a search compares): {within}. "
                         f"{_machine(data)}"]
 
 
