@@ -27,7 +27,7 @@ from benchmarks.common import RESULTS, machine, save  # noqa: E402
 from search.__main__ import parser as search_parser  # noqa: E402
 from search.data import train_val_arrays  # noqa: E402
 from search.evolution import finalists  # noqa: E402
-from search.evolution.run import FINALIST_LEARNING_RATE, SUPERNET_WEIGHTS  # noqa: E402
+from search.evolution.run import SUPERNET_WEIGHTS, finalist_fine_tune, train_supernet  # noqa: E402
 from search.evolution.space import SearchSpace  # noqa: E402
 from search.evolution.supernet import Supernet  # noqa: E402
 
@@ -57,27 +57,27 @@ def spearman(a, b) -> float:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search-dir", default="runs/evolution-3.3M",
-                        help="a search dir whose supernet.h5 (uniform sampling) scores")
+                        help="a search dir whose supernet.h5 (uniform sampling) scores; "
+                             "trained there with the search's defaults if absent")
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)
-    settings = search_parser().parse_args(["evolution", "--output-dir", str(search_dir)])
+    settings = search_parser().parse_args(["evolution", "--output-dir", str(search_dir),
+                                           "--finalist-steps", str(args.steps)])
     tf.keras.utils.set_random_seed(settings.seed)
     (train_x, train_y), (val_x, val_y) = train_val_arrays(
         settings.dataset, val_examples=settings.val_examples)
     supernet = Supernet(SearchSpace(settings.model), seed=settings.seed)
-    supernet(train_x[:1])
-    supernet.net.load_weights(str(search_dir / SUPERNET_WEIGHTS))
+    train_supernet(supernet, train_x, train_y, epochs=settings.supernet_epochs,
+                   batch_size=settings.batch_size, output_dir=search_dir)  # loads it if there
     rng = np.random.default_rng(settings.seed)
     draws = [finalists.calibration_draw(train_x, batches=settings.calibration_batches,
                                         batch_size=settings.batch_size, rng=rng)
              for _ in range(settings.finalist_draws)]
     rows = retrained_configurations()
-    fine_tune = dict(images=train_x, labels=train_y, steps=args.steps,
-                     batch_size=settings.batch_size, learning_rate=FINALIST_LEARNING_RATE,
-                     seed=settings.seed)
     scored = {}
-    for proxy, tuning in (("recalibrated", None), ("fine_tuned", fine_tune)):
+    for proxy, tuning in (("recalibrated", None),
+                          ("fine_tuned", finalist_fine_tune(settings, train_x, train_y))):
         scored[proxy] = {tuple(r["groups"]): r["rescore_mean"] for r in finalists.rescore(
             supernet, rows, count=len(rows), draws=draws, val_images=val_x, val_labels=val_y,
             cache_dir=search_dir / "proxies" / proxy, fine_tune=tuning)}

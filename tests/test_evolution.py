@@ -464,6 +464,7 @@ class ScoringSupernet:
 
     def __init__(self):
         self.recalibrations = 0
+        self.offset_from_tuning = 0.0
 
     def set_groups(self, groups):
         self.groups = groups
@@ -479,7 +480,7 @@ class ScoringSupernet:
         self.offset_from_tuning = 0.0
 
     def accuracy(self, images, labels):
-        return sum(self.groups) / 100 + self.offset + getattr(self, "offset_from_tuning", 0.0)
+        return sum(self.groups) / 100 + self.offset + self.offset_from_tuning
 
 
 def test_finalists_are_the_top_trials_re_scored_and_ranked_by_their_mean(tmp_path):

@@ -120,6 +120,14 @@ def search_settings(args) -> dict:
 FINALIST_LEARNING_RATE = 5e-4  # --finalist-steps: a quarter of the supernet's, decayed to 0
 
 
+def finalist_fine_tune(args, images, labels) -> dict | None:
+    """`finalists.rescore`'s `fine_tune` for --finalist-steps (None: score the shared weights)."""
+    if not args.finalist_steps:
+        return None
+    return dict(images=images, labels=labels, steps=args.finalist_steps,
+                batch_size=args.batch_size, learning_rate=FINALIST_LEARNING_RATE, seed=args.seed)
+
+
 def run_search(args) -> dict:
     if args.finalists < 0 or args.finalist_draws < 1 or args.finalist_steps < 0:
         raise ValueError(f"--finalists {args.finalists} --finalist-draws {args.finalist_draws} "
@@ -169,11 +177,9 @@ def run_search(args) -> dict:
     rescored = None
     if args.finalists:
         draws = [finalists.calibration_draw(train_x, **draw) for _ in range(args.finalist_draws)]
-        fine_tune = None if not args.finalist_steps else dict(
-            images=train_x, labels=train_y, steps=args.finalist_steps,
-            batch_size=args.batch_size, learning_rate=FINALIST_LEARNING_RATE, seed=args.seed)
         rescored = finalists.rescore(supernet, rows, count=args.finalists, draws=draws,
-                                     val_images=val_x, val_labels=val_y, fine_tune=fine_tune,
+                                     val_images=val_x, val_labels=val_y,
+                                     fine_tune=finalist_fine_tune(args, train_x, train_y),
                                      cache_dir=Path(tuner.project_dir) / "finalists")
     results = plots.write_outputs(output_dir, rows, space, budget, project_name,
                                   rejected_over_budget=oracle.rejected_over_budget,
