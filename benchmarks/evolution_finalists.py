@@ -28,11 +28,9 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine, save  # noqa: E402
 from search.__main__ import parser as search_parser  # noqa: E402
-from search.data import train_val_arrays  # noqa: E402
 from search.evolution import finalists, plots  # noqa: E402
-from search.evolution.run import train_supernet  # noqa: E402
+from search.evolution.run import calibration_draws, prepared_supernet  # noqa: E402
 from search.evolution.space import SearchSpace  # noqa: E402
-from search.evolution.supernet import Supernet  # noqa: E402
 
 
 def main(argv=None):
@@ -47,15 +45,10 @@ def main(argv=None):
 
     tf.keras.utils.set_random_seed(settings.seed)  # as the search does
     space = SearchSpace(settings.model)
-    (train_x, train_y), (val_x, val_y) = train_val_arrays(
-        settings.dataset, val_examples=settings.val_examples)
-    supernet = Supernet(space, seed=settings.seed)
-    train_supernet(supernet, train_x, train_y, epochs=settings.supernet_epochs,
-                   batch_size=settings.batch_size, output_dir=search_dir)
+    supernet, (train_x, _), (val_x, val_y) = prepared_supernet(settings, space, search_dir)
     rng = np.random.default_rng(settings.seed)
-    draw = dict(batches=settings.calibration_batches, batch_size=settings.batch_size, rng=rng)
-    search_draw = finalists.calibration_draw(train_x, **draw)  # the trials' own batches
-    draws = [finalists.calibration_draw(train_x, **draw) for _ in range(settings.finalist_draws)]
+    [search_draw] = calibration_draws(settings, train_x, rng, 1)  # the trials' own batches
+    draws = calibration_draws(settings, train_x, rng, settings.finalist_draws)
 
     report = {"machine": machine(), "finalists": settings.finalists,
               "draws": settings.finalist_draws, "searches": {}}

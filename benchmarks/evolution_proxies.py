@@ -25,11 +25,10 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import RESULTS, machine, save  # noqa: E402
 from search.__main__ import parser as search_parser  # noqa: E402
-from search.data import train_val_arrays  # noqa: E402
 from search.evolution import finalists  # noqa: E402
-from search.evolution.run import SUPERNET_WEIGHTS, finalist_fine_tune, train_supernet  # noqa: E402
+from search.evolution.run import (  # noqa: E402
+    SUPERNET_WEIGHTS, calibration_draws, finalist_fine_tune, prepared_supernet)
 from search.evolution.space import SearchSpace  # noqa: E402
-from search.evolution.supernet import Supernet  # noqa: E402
 
 
 def retrained_configurations(width: float = 0.5, min_seeds: int = 2) -> list:
@@ -65,15 +64,10 @@ def main(argv=None):
     settings = search_parser().parse_args(["evolution", "--output-dir", str(search_dir),
                                            "--finalist-steps", str(args.steps)])
     tf.keras.utils.set_random_seed(settings.seed)
-    (train_x, train_y), (val_x, val_y) = train_val_arrays(
-        settings.dataset, val_examples=settings.val_examples)
-    supernet = Supernet(SearchSpace(settings.model), seed=settings.seed)
-    train_supernet(supernet, train_x, train_y, epochs=settings.supernet_epochs,
-                   batch_size=settings.batch_size, output_dir=search_dir)  # loads it if there
-    rng = np.random.default_rng(settings.seed)
-    draws = [finalists.calibration_draw(train_x, batches=settings.calibration_batches,
-                                        batch_size=settings.batch_size, rng=rng)
-             for _ in range(settings.finalist_draws)]
+    supernet, (train_x, train_y), (val_x, val_y) = prepared_supernet(
+        settings, SearchSpace(settings.model), search_dir)  # loads the supernet if there
+    draws = calibration_draws(settings, train_x, np.random.default_rng(settings.seed),
+                              settings.finalist_draws)
     rows = retrained_configurations()
     scored = {}
     for proxy, tuning in (("recalibrated", None),

@@ -15,12 +15,17 @@ def common_arguments(p):
     p.add_argument("--eager", action="store_true",
                    help="run every step eagerly: for debugging, and for tiny runs where "
                         "tracing the supernet's graph costs more than the steps")
+    p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--data-dir")
+    p.add_argument("--train-examples", type=int, help="default: all but the validation split")
+    p.add_argument("--val-examples", type=int, default=10_000,
+                   help="held out of the training split to score candidates")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def evolution_parser(sub):
     p = sub.add_parser("evolution", help="evolutionary group search of a binary MobileNet")
     common_arguments(p)
-    p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--model", default="BinaryMobileNet-Depthwise",
                    help="the BinaryMobileNet configuration whose groups are searched")
     p.add_argument("--model-config", type=json.loads, default={},
@@ -48,8 +53,6 @@ def evolution_parser(sub):
                         "serves searches at several budgets); budget: only on those within "
                         "the budget (measured worse at 3.3M MACs: docs/benchmarks.md)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-examples", type=int)
-    p.add_argument("--val-examples", type=int, default=10_000)
     p.add_argument("--calibration-batches", type=int, default=10)
     p.add_argument("--finalists", type=int, default=5,
                    help="re-score this many top trials before picking the best (0: pick the "
@@ -59,17 +62,14 @@ def evolution_parser(sub):
     p.add_argument("--finalist-steps", type=int, default=0,
                    help="train each finalist alone this many steps from the shared weights "
                         "before re-scoring it (0: score the shared weights)")
-    p.add_argument("--data-dir")
     p.add_argument("--output-dir", default="runs/evolution")
     p.add_argument("--name", help="the search's folder and output prefix under --output-dir "
                                   "(default: --strategy); searches there share one supernet")
-    p.add_argument("--seed", type=int, default=0)
 
 
 def darts_parser(sub):
     p = sub.add_parser("darts", help="differentiable binary cell search (UBNAS)")
     common_arguments(p)
-    p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--trials", type=int, default=1, help="searches; >1 varies K, arch lr")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--warmup-epochs", type=int, default=2)
@@ -96,11 +96,7 @@ def darts_parser(sub):
                    help="plain binary DARTS: K=1 and no early stopping (the baseline)")
     p.add_argument("--score-epochs", type=int, default=1,
                    help="epochs to train a derived genotype before scoring it")
-    p.add_argument("--train-examples", type=int)
-    p.add_argument("--val-examples", type=int, default=10_000)
-    p.add_argument("--data-dir")
     p.add_argument("--output-dir", default="runs/darts")
-    p.add_argument("--seed", type=int, default=0)
 
 
 def parser() -> argparse.ArgumentParser:

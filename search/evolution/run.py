@@ -128,6 +128,27 @@ def finalist_fine_tune(args, images, labels) -> dict | None:
                 batch_size=args.batch_size, learning_rate=FINALIST_LEARNING_RATE, seed=args.seed)
 
 
+def prepared_supernet(args, space: SearchSpace, output_dir: Path, configurations=None):
+    """The search's train/validation split and its supernet, trained (or loaded from
+    `output_dir`): where a search, and a benchmark that re-scores its candidates, start."""
+    (train_x, train_y), validation = train_val_arrays(
+        args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
+        data_dir=args.data_dir)
+    supernet = Supernet(space, seed=args.seed, configurations=configurations)
+    if is_worker():  # the chief (or a single process) trains it; workers share it
+        wait_for(output_dir / SUPERNET_WEIGHTS)
+    train_supernet(supernet, train_x, train_y, epochs=args.supernet_epochs,
+                   batch_size=args.batch_size, output_dir=output_dir)
+    return supernet, (train_x, train_y), validation
+
+
+def calibration_draws(args, images, rng, count: int) -> list:
+    """`count` draws of --calibration-batches training batches, the next ones from `rng`."""
+    return [finalists.calibration_draw(images, batches=args.calibration_batches,
+                                       batch_size=args.batch_size, rng=rng)
+            for _ in range(count)]
+
+
 def run_search(args) -> dict:
     if args.finalists < 0 or args.finalist_draws < 1 or args.finalist_steps < 0:
         raise ValueError(f"--finalists {args.finalists} --finalist-draws {args.finalist_draws} "
@@ -154,19 +175,11 @@ def run_search(args) -> dict:
                         elsewhere="give this search another --name: searches under one "
                                   "--output-dir share its supernet")
     check_same_supernet(output_dir, args)
-    (train_x, train_y), (val_x, val_y) = train_val_arrays(
-        args.dataset, train_examples=args.train_examples, val_examples=args.val_examples,
-        data_dir=args.data_dir)
-
-    supernet = Supernet(space, seed=args.seed, configurations=supernet_configurations(args, oracle))
-    if is_worker():  # the chief (or a single process) trains it; workers share it
-        wait_for(output_dir / SUPERNET_WEIGHTS)
-    train_supernet(supernet, train_x, train_y, epochs=args.supernet_epochs,
-                   batch_size=args.batch_size, output_dir=output_dir)
+    supernet, (train_x, train_y), (val_x, val_y) = prepared_supernet(
+        args, space, output_dir, configurations=supernet_configurations(args, oracle))
     rng = np.random.default_rng(args.seed)
-    draw = dict(batches=args.calibration_batches, batch_size=args.batch_size, rng=rng)
-    tuner = SupernetTuner(oracle, supernet=supernet, space=space,
-                          calibration_batches=finalists.calibration_draw(train_x, **draw),
+    [search_draw] = calibration_draws(args, train_x, rng, 1)
+    tuner = SupernetTuner(oracle, supernet=supernet, space=space, calibration_batches=search_draw,
                           val_images=val_x, val_labels=val_y,
                           directory=str(output_dir), project_name=project_name, overwrite=False)
     start = time.perf_counter()
@@ -176,7 +189,7 @@ def run_search(args) -> dict:
     rows = plots.trials_table(oracle, len(space.choices))
     rescored = None
     if args.finalists:
-        draws = [finalists.calibration_draw(train_x, **draw) for _ in range(args.finalist_draws)]
+        draws = calibration_draws(args, train_x, rng, args.finalist_draws)
         rescored = finalists.rescore(supernet, rows, count=args.finalists, draws=draws,
                                      val_images=val_x, val_labels=val_y,
                                      fine_tune=finalist_fine_tune(args, train_x, train_y),
