@@ -56,8 +56,8 @@ def main(argv=None):
         rows = json.loads((Path(args.trials_dir) / f"{name}_trials.json").read_text())
         saved_best = json.loads((Path(args.trials_dir) / f"{name}_best.json").read_text())
         start = time.perf_counter()
-        rescored = finalists.rescore(supernet, rows, count=settings.finalists, draws=draws,
-                                     val_images=val_x, val_labels=val_y,
+        rescored = finalists.rescore(supernet, finalists.top_trials(rows, settings.finalists),
+                                     draws=draws, val_images=val_x, val_labels=val_y,
                                      cache_dir=search_dir / name / "finalists")
         rescore_seconds = time.perf_counter() - start  # what --finalists adds to a search
         for row in rescored:

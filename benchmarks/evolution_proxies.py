@@ -43,8 +43,7 @@ def retrained_configurations(width: float = 0.5, min_seeds: int = 2) -> list:
                     "trial_id": f"{path.stem}-{model['name']}", "groups": model["groups"],
                     "retrained_top1": model["top1"], "binary_macs": model["binary_macs"],
                     "budget_macs": result["budget"]["binary_macs"],
-                    "search_pick": model["name"] in ("evolution", "random"),
-                    "val_accuracy": 0.0})  # rescore's rows need a trial score
+                    "search_pick": model["name"] in ("evolution", "random")})
     return list(found.values())
 
 
@@ -73,7 +72,7 @@ def main(argv=None):
     for proxy, tuning in (("recalibrated", None),
                           ("fine_tuned", finalist_fine_tune(settings, train_x, train_y))):
         scored[proxy] = {tuple(r["groups"]): r["rescore_mean"] for r in finalists.rescore(
-            supernet, rows, count=len(rows), draws=draws, val_images=val_x, val_labels=val_y,
+            supernet, rows, draws=draws, val_images=val_x, val_labels=val_y,
             cache_dir=search_dir / "proxies" / proxy, fine_tune=tuning)}
     def correlations(subset):
         return {p: spearman([s[tuple(r["groups"])] for r in subset],

@@ -490,18 +490,19 @@ def test_finalists_are_the_top_trials_re_scored_and_ranked_by_their_mean(tmp_pat
             for i, score in enumerate([0.5, 0.9, 0.7, 0.8, 0.9])]
     draws = [[np.array([0.0])], [np.array([0.2])]]
     supernet = ScoringSupernet()
-    picked = finalists.rescore(supernet, rows, count=3, draws=draws, val_images=None,
-                               val_labels=None, cache_dir=tmp_path)
+    top = finalists.top_trials(rows, 3)
+    picked = finalists.rescore(supernet, top, draws=draws, val_images=None, val_labels=None,
+                               cache_dir=tmp_path)
     # Top 3 by trial score: trials 4 and 1 (tied at 0.9), then 3; trial 2 (0.7) is left out.
     assert [r["trial_id"] for r in picked] == ["4", "3", "1"]  # ranked by the re-scores
     assert picked[0]["rescores"] == pytest.approx([0.04, 0.24])
     assert picked[0]["rescore_mean"] == pytest.approx(0.14)
     assert supernet.recalibrations == 3 * len(draws)
-    again = finalists.rescore(supernet, rows, count=3, draws=draws, val_images=None,
-                              val_labels=None, cache_dir=tmp_path)
+    again = finalists.rescore(supernet, top, draws=draws, val_images=None, val_labels=None,
+                              cache_dir=tmp_path)
     assert again == picked and supernet.recalibrations == 6  # resumed from disk: none redone
-    tuned = finalists.rescore(supernet, rows, count=3, draws=draws, val_images=None,
-                              val_labels=None, cache_dir=tmp_path, fine_tune={"steps": 5})
+    tuned = finalists.rescore(supernet, top, draws=draws, val_images=None, val_labels=None,
+                              cache_dir=tmp_path, fine_tune={"steps": 5})
     assert supernet.recalibrations == 12  # the cached scores were of untuned weights: redone
     assert tuned[0]["rescores"] == pytest.approx([0.045, 0.245])
 

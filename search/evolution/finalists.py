@@ -31,16 +31,16 @@ def top_trials(rows: list, count: int) -> list:
     return sorted(rows, key=lambda r: (-r["val_accuracy"], r["binary_macs"]))[:count]
 
 
-def rescore(supernet, rows: list, *, count: int, draws: list, val_images, val_labels,
-            cache_dir: Path, fine_tune: dict | None = None) -> list:
-    """The top `count` rows, each with `rescores` (one per draw) and their mean, best first.
+def rescore(supernet, rows: list, *, draws: list, val_images, val_labels, cache_dir: Path,
+            fine_tune: dict | None = None) -> list:
+    """`rows` (e.g. `top_trials`), each with `rescores` (one per draw) and their mean, best first.
 
     `fine_tune`: the arguments of `supernet.fine_tuned` (training images, labels, steps, ...),
     or None to score the shared weights."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     steps = fine_tune["steps"] if fine_tune else 0
     finalists = []
-    for row in top_trials(rows, count):
+    for row in rows:
         path = cache_dir / f"{row['trial_id']}.json"
         cached = read_json(path)
         if (cached is not None and cached["groups"] == row["groups"]
@@ -57,7 +57,8 @@ def rescore(supernet, rows: list, *, count: int, draws: list, val_images, val_la
             write_json(path, {"groups": row["groups"], "rescores": scores,
                               "fine_tune_steps": steps})
         finalists.append({**row, "rescores": scores, "rescore_mean": float(np.mean(scores))})
-        print(f"finalist trial {row['trial_id']}: trial score {100 * row['val_accuracy']:.2f}%, "
-              f"re-scored {100 * np.mean(scores):.2f}% "
+        trial_score = (f"trial score {100 * row['val_accuracy']:.2f}%, "
+                       if "val_accuracy" in row else "")
+        print(f"finalist {row['trial_id']}: {trial_score}re-scored {100 * np.mean(scores):.2f}% "
               f"({', '.join(f'{100 * s:.2f}' for s in scores)})", flush=True)
     return sorted(finalists, key=lambda r: (-r["rescore_mean"], r["binary_macs"]))

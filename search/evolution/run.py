@@ -190,8 +190,8 @@ def run_search(args) -> dict:
     rescored = None
     if args.finalists:
         draws = calibration_draws(args, train_x, rng, args.finalist_draws)
-        rescored = finalists.rescore(supernet, rows, count=args.finalists, draws=draws,
-                                     val_images=val_x, val_labels=val_y,
+        rescored = finalists.rescore(supernet, finalists.top_trials(rows, args.finalists),
+                                     draws=draws, val_images=val_x, val_labels=val_y,
                                      fine_tune=finalist_fine_tune(args, train_x, train_y),
                                      cache_dir=Path(tuner.project_dir) / "finalists")
     results = plots.write_outputs(output_dir, rows, space, budget, project_name,
