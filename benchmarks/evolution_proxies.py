@@ -31,12 +31,15 @@ from search.evolution.run import (  # noqa: E402
 from search.evolution.space import SearchSpace  # noqa: E402
 
 
-def retrained_configurations(width: float = 0.5, min_seeds: int = 2) -> list:
-    """Each distinct configuration retrained at `width` over `min_seeds` or more seeds, with
-    its mean test top-1 and where it was measured."""
+def retrained_configurations(width: float = 0.5, min_seeds: int = 2, epochs: int = 2) -> list:
+    """Each distinct configuration retrained at `width` for `epochs` over `min_seeds` or more
+    seeds, with its mean test top-1 and where it was measured (one retraining length: a
+    longer one scores every network higher)."""
     found = {}
     for path in sorted(RESULTS.glob("evolution_targets*.json")):
         result = json.loads(path.read_text())
+        if result["epochs"] != epochs:
+            continue
         for model in result["models"]:
             if model["width_multiplier"] == width and len(model.get("seeds", [0])) >= min_seeds:
                 found.setdefault(tuple(model["groups"]), {
