@@ -37,6 +37,11 @@ def evolution_parser(sub):
     p.add_argument("--budget-macs", type=float, help="max binary MACs (larq count)")
     p.add_argument("--budget-float-macs", type=float)
     p.add_argument("--budget-memory-mb", type=float)
+    p.add_argument("--budget-latency-ms", type=float,
+                   help="max single-image latency in Larq Compute Engine on this machine, "
+                        "estimated from a per-block table measured once per --output-dir")
+    p.add_argument("--latency-threads", type=int, default=1,
+                   help="interpreter threads of the latency budget (default %(default)s)")
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--population", type=int, default=20)
     p.add_argument("--sample-size", type=int, default=5)

@@ -209,22 +209,25 @@ def latency_method(repeats: int) -> str:
             f"runs and {LATENCY_BLOCK_SECONDS} s, after a {LATENCY_WARM_UP_SECONDS} s warm-up")
 
 
-def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20) -> float:
+def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20, *,
+                   blocks: int = LATENCY_BLOCKS, block_seconds: float = LATENCY_BLOCK_SECONDS,
+                   warm_up_seconds: float = LATENCY_WARM_UP_SECONDS) -> float:
     """Latency of one single-image inference in LCE's x86 interpreter (`latency_method`).
 
     Other load on a shared machine only adds time, in spells of 0.5-2 s, and a fresh
     interpreter runs slower for its first second or so: one median of 20 back-to-back runs
     put Medium at 7.7-15 ms and UBNAS-A at 8.1-13.7 ms. After a warm-up, the fastest block
-    is the model's own speed."""
+    is the model's own speed. A single layer runs thousands of times in far less time:
+    the search's latency table passes shorter blocks."""
     interpreter = _interpreter(flatbuffer_path, threads)
     shape = interpreter.input_shapes[0]
     image = np.random.default_rng(0).standard_normal((1, *shape[1:])).astype(np.float32)
-    warm_until = time.perf_counter() + LATENCY_WARM_UP_SECONDS
+    warm_until = time.perf_counter() + warm_up_seconds
     while time.perf_counter() < warm_until:
         interpreter.predict(image)
     medians = []
-    for _ in range(LATENCY_BLOCKS):
-        times, deadline = [], time.perf_counter() + LATENCY_BLOCK_SECONDS
+    for _ in range(blocks):
+        times, deadline = [], time.perf_counter() + block_seconds
         while len(times) < repeats or time.perf_counter() < deadline:
             start = time.perf_counter()
             interpreter.predict(image)

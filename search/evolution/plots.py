@@ -14,7 +14,7 @@ from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
 from search.evolution.finalists import top_trials  # noqa: E402
 from search.evolution.tuner import config_from_values  # noqa: E402
-from search.evolution.space import COSTS  # noqa: E402
+from search.evolution.space import COSTS, LATENCY  # noqa: E402
 
 
 def trials_table(oracle, blocks: int) -> list:
@@ -25,8 +25,9 @@ def trials_table(oracle, blocks: int) -> list:
         row = {"trial_id": trial.trial_id,
                "groups": config_from_values(trial.hyperparameters.values, blocks),
                "val_accuracy": trial.score}
-        for cost in COSTS:
-            row[cost] = trial.metrics.get_best_value(cost)
+        for cost in (*COSTS, LATENCY):
+            if cost in COSTS or trial.metrics.exists(cost):
+                row[cost] = trial.metrics.get_best_value(cost)
         rows.append(row)
     return rows
 
@@ -41,11 +42,16 @@ def pareto_front(rows, cost: str) -> list:
     return front
 
 
+PARETO_AXES = {"binary_macs": ("binary MACs (M)", 1e6), "memory_mb": ("memory (MB, larq)", 1.0),
+               LATENCY: ("LCE latency (ms, estimated)", 1.0)}
+
+
 def plot_pareto(rows, path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, cost, label in ((axes[0], "binary_macs", "binary MACs (M)"),
-                            (axes[1], "memory_mb", "memory (MB, larq)")):
-        scale = 1e6 if cost == "binary_macs" else 1.0
+    """Accuracy against binary MACs and memory, and against latency when it was a cost."""
+    costs = [c for c in PARETO_AXES if c in rows[0]]
+    fig, axes = plt.subplots(1, len(costs), figsize=(5.5 * len(costs), 4))
+    for ax, cost in zip(axes, costs):
+        label, scale = PARETO_AXES[cost]
         ax.scatter([r[cost] / scale for r in rows], [100 * r["val_accuracy"] for r in rows],
                    s=14, alpha=0.6, label="candidate")
         front = pareto_front(rows, cost)
@@ -78,7 +84,7 @@ def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str
     retrain_config = {**space.model_config, "groups": best["groups"], "form": "masked"}
     result = {
         "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
-        **{k: best[k] for k in COSTS}, "budget": budget, "trials": len(rows),
+        **{k: best[k] for k in (*COSTS, LATENCY) if k in best}, "budget": budget, "trials": len(rows),
         "rejected_over_budget": rejected_over_budget,
         "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
                     f"--model-config '{json.dumps(retrain_config)}'"),

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from search.evolution import finalists, plots
+from search.evolution import finalists, latency, plots
 from search.evolution.oracle import AgingEvolutionOracle
-from search.evolution.space import SearchSpace
+from search.evolution.space import LATENCY, SearchSpace
 from search.evolution.supernet import Supernet
 from search.evolution.tuner import SupernetTuner
 from search.data import train_val_arrays
@@ -45,11 +45,11 @@ def train_supernet(supernet: Supernet, images, labels, *, epochs, batch_size, ou
         json.dumps({"seconds": time.perf_counter() - start, "epochs": epochs}))
 
 
-def wait_for(path: Path, timeout: float = 3600) -> None:
+def wait_for(path: Path, timeout: float = 3600, chief_is="training the supernet") -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear; is the chief training the supernet?")
+            raise TimeoutError(f"{path} did not appear; is the chief {chief_is}?")
         time.sleep(1)
 
 
@@ -105,7 +105,19 @@ def check_same_supernet(output_dir: Path, args) -> None:
 def budget_of(args) -> dict:
     return {k: v for k, v in (("binary_macs", args.budget_macs),
                               ("float_macs", args.budget_float_macs),
-                              ("memory_mb", args.budget_memory_mb)) if v is not None}
+                              ("memory_mb", args.budget_memory_mb),
+                              (LATENCY, args.budget_latency_ms)) if v is not None}
+
+
+def attach_latency_table(args, space: SearchSpace, output_dir: Path) -> None:
+    """With a latency budget, the costs include LCE latency from the search directory's
+    table: measured by the chief (or a single process), shared by workers."""
+    if args.budget_latency_ms is None:
+        return
+    path = output_dir / latency.TABLE_FILE
+    if is_worker():
+        wait_for(path, chief_is="measuring the LCE latency table")
+    space.latency_table = latency.load_or_measure(space, path, threads=args.latency_threads)
 
 
 def search_settings(args) -> dict:
@@ -165,6 +177,7 @@ def run_search(args) -> dict:
     space = SearchSpace(args.model, channels_per_group=args.channels_per_group,
                         **args.model_config)
     check_same_space(output_dir, space)
+    attach_latency_table(args, space, output_dir)
     budget = budget_of(args)
     oracle = AgingEvolutionOracle(  # refuses a budget that no configuration meets
         space.choices, space.costs, budget, population_size=population,

@@ -14,6 +14,7 @@ CHANNELS_PER_GROUP = (1, 2, 4, 8, 16)
 # of 32 channels per group, or a full convolution where no such group fits.
 LCE_CHANNELS_PER_GROUP = (32, 64, 128)
 COSTS = ("binary_macs", "float_macs", "memory_mb")
+LATENCY = "latency_ms"  # a cost too, once a search measures its latency table
 
 
 def allowed_groups(channels: int, channels_per_group) -> list:
@@ -36,6 +37,7 @@ class SearchSpace:
         self.choices = [allowed_groups(c, channels_per_group) for c in self.channels]
         # The widest group the supernet's shared kernel must hold.
         self.max_group_size = max(c // min(g) for c, g in zip(self.channels, self.choices))
+        self.latency_table = None  # search.evolution.latency.LatencyTable, for a latency budget
 
     def validate(self, groups) -> list:
         groups = list(groups)
@@ -50,7 +52,8 @@ class SearchSpace:
                            **{**self.model_config, **overrides})
 
     def costs(self, groups) -> dict:
-        """Binary MACs, float MACs and memory of the deployable network, counted by larq.
+        """Binary MACs, float MACs and memory of the deployable network, counted by larq
+        (and its estimated LCE latency, given a latency table).
 
         Only the 3x3 group convolutions depend on the groups, and larq's counts are sums
         over layers; so the network is profiled once and each block's convolution on its
@@ -63,6 +66,8 @@ class SearchSpace:
             for key in totals:
                 totals[key] += after[key] - before[key]
         totals["memory_mb"] = totals.pop("memory_bits") / BITS_PER_MB
+        if self.latency_table is not None:
+            totals[LATENCY] = self.latency_table.estimate_ms(groups)
         return totals
 
     @functools.cached_property
@@ -81,15 +86,21 @@ class SearchSpace:
         tf.keras.backend.clear_session()
         return totals, groups, shapes
 
-    @functools.lru_cache(maxsize=None)
-    def _conv_costs(self, block: int, groups: int) -> dict:
-        import larq as lq
+    def block_conv(self, block: int, groups: int):
+        """The block's 3x3 group convolution alone, as a model on its input in the network:
+        what changes with the block's group count (costs, latency)."""
         import tensorflow as tf
 
         shape, strides = self._base[2][block]
+        inputs = tf.keras.Input(shape)
         conv = mobilenet.binary_group_conv(shape[-1], groups, strides, block)
-        conv(tf.keras.Input(shape))
-        return _larq_costs(lq.models.LayerProfile(conv))
+        return tf.keras.Model(inputs, conv(inputs), name=f"block{block}_groups{groups}")
+
+    @functools.lru_cache(maxsize=None)
+    def _conv_costs(self, block: int, groups: int) -> dict:
+        import larq as lq
+
+        return _larq_costs(lq.models.LayerProfile(self.block_conv(block, groups).layers[-1]))
 
 
 def _larq_costs(p) -> dict:

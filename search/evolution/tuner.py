@@ -13,6 +13,7 @@ from keras_tuner.engine import base_tuner
 
 from training.report import read_json, write_json
 from search.evolution.oracle import gene_name
+from search.evolution.space import LATENCY
 
 
 def config_from_values(values: dict, blocks: int) -> list:
@@ -51,9 +52,10 @@ class SupernetTuner(base_tuner.BaseTuner):
         self.supernet.recalibrate_batch_norm(self.calibration_batches)
         accuracy = self.supernet.accuracy(self.val_images, self.val_labels)
         costs = self.space.costs(groups)
+        latency = f"latency {costs[LATENCY]:.3f} ms  " if LATENCY in costs else ""
         print(f"[{self.tuner_id}] trial {trial_id}: val acc {100 * accuracy:.2f}%  "
               f"binary MACs {costs['binary_macs'] / 1e6:.2f}M  memory "
-              f"{costs['memory_mb']:.3f} MB  groups {groups}", flush=True)
+              f"{costs['memory_mb']:.3f} MB  {latency}groups {groups}", flush=True)
         return {"trial_id": trial_id, "tuner_id": self.tuner_id, "groups": groups,
                 "val_accuracy": accuracy, **costs}
 
