@@ -38,6 +38,7 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/training_precision.py
 	$(PY) benchmarks/ubnas_shapes.py
+	$(PY) benchmarks/evolution_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

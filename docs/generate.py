@@ -286,11 +286,36 @@ def ubnas_shapes_section(data):
     return lines + ["", _machine(data)]
 
 
+def evolution_latency_section(data):
+    lines = ["## Evolutionary group search: the LCE latency table against whole networks",
+             f"`--budget-latency-ms` estimates latency from a table measured once per search: "
+             f"{data['table_entries']} block convolutions and one network, "
+             f"{data['table_seconds']:.0f} s, against {data['network_seconds_median']:.1f} s to "
+             f"build, convert and time one whole network. {data['model']}, "
+             f"{data['threads']} thread(s), {data['host']}; whole networks timed as the "
+             f"inference table is ({data['latency_method']}).", "",
+             "| groups | measured (ms) | estimated (ms) | error | scaled to the far end (ms) "
+             "| error |", "|---|---|---|---|---|---|"]
+    for r in data["configurations"]:
+        lines.append(f"| {r['groups']} | {r['measured_ms']:.3f} | {r['estimated_ms']:.3f} | "
+                     f"{r['error_percent']:+.1f}% | {r['scaled_ms']:.3f} | "
+                     f"{r['scaled_error_percent']:+.1f}% |")
+    return lines + [
+        "", f"The first two rows are the ends of the space (every block at its first, then its "
+        f"last choice); the scaled table is exact at both. Over the random rows: mean absolute "
+        f"error {data['mean_abs_error_percent']:.1f}% (max {data['max_abs_error_percent']:.1f}%), "
+        f"scaled {data['scaled_mean_abs_error_percent']:.1f}% "
+        f"(max {data['scaled_max_abs_error_percent']:.1f}%); rank correlation of the estimate "
+        f"with the measurement {data['spearman_estimated_measured']:.2f}, of binary MACs "
+        f"{data['spearman_binary_macs_measured']:.2f}. {_machine(data)}"]
+
+
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),
             ("evolution_crossover", crossover_section),
             ("evolution_finalists", finalists_section), ("evolution_proxies", proxies_section),
+            ("evolution_latency", evolution_latency_section),
             ("darts_cost*", darts_section),
             ("darts_operations", darts_operations_section), ("darts_step_cost", darts_step_section),
             ("training_step", training_step_section),

@@ -34,8 +34,8 @@ class LatencyTable:
 
     def estimate_ms(self, groups) -> float:
         """The first choice's network, adjusted block by block for `groups`."""
-        return self.table["base_ms"] + sum(
-            block[g] - block[base] for block, g, base in zip(self.block_ms, groups, self.base_groups))
+        changes = zip(self.block_ms, groups, self.base_groups)
+        return self.table["base_ms"] + sum(block[g] - block[base] for block, g, base in changes)
 
 
 def network_latency_ms(space, groups, threads: int = 1) -> float:
@@ -64,8 +64,8 @@ def measure_table(space, threads: int = 1, log=print) -> dict:
     base_ms = network_latency_ms(space, base_groups, threads)
     block_ms = []
     for block, choices in enumerate(space.choices):
-        block_ms.append({str(g): model_latency_ms(space.block_conv(block, g), threads, **LAYER_TIMING)
-                         for g in choices})
+        block_ms.append({str(g): model_latency_ms(space.block_conv(block, g), threads,
+                                                  **LAYER_TIMING) for g in choices})
         tf.keras.backend.clear_session()
     return {"threads": threads, "host": host(), "choices": space.choices,
             "base_groups": base_groups, "base_ms": base_ms, "block_ms": block_ms}
@@ -91,7 +91,7 @@ def load_or_measure(space, path: Path, threads: int = 1, log=print) -> LatencyTa
 
 def host() -> str:
     """The CPU the table was measured on: latencies hold for that machine only."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
