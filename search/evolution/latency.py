@@ -8,6 +8,9 @@ measured latency of that block's convolution alone at the chosen group count min
 the first one. benchmarks/evolution_latency.py measures how far the estimate is from
 whole networks. The table is measured once per search directory, on the machine that
 runs the search, and reused on resume: the budget is in that machine's milliseconds.
+Measure it on a quiet machine: beside a training run that used both cores, one table
+put the far end of the space 45% below its measured whole network; alone, the estimates
+were within 3% (docs/benchmarks.md).
 """
 
 from __future__ import annotations
