@@ -73,8 +73,8 @@ def inference_section(data):
 
 def evolution_section(data):
     seeds = data["models"][0].get("seeds", [0])
-    lines = [f"## Evolutionary group search: retrained from scratch, "
-             f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+    lines = [f"## Evolutionary group search: retrained from scratch for {data['epochs']} "
+             f"epochs, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
              + (f", picks by {data['picked_by']}" if "picked_by" in data else "")
              + (f", budget {data['budget']['binary_macs'] / 1e6:g}M binary MACs"
                 if "binary_macs" in data["budget"] else "")
