@@ -5,7 +5,7 @@ import json
 import pytest
 
 from search.evolution import latency
-from search.evolution.space import SearchSpace
+from search.evolution.space import LCE_CHANNELS_PER_GROUP, SearchSpace
 from search.resume import CorruptSearchError
 from tests.test_evolution import search_cli
 
@@ -40,6 +40,12 @@ def test_table_is_measured_once_per_directory_and_refused_for_another_space(tmp_
     path.write_text("{ truncated")
     with pytest.raises(CorruptSearchError, match="delete it to measure"):
         latency.load_or_measure(space, path)
+
+
+def test_a_space_of_group_convolutions_lce_cannot_run_is_refused_before_measuring():
+    space = SearchSpace(channels_per_group=LCE_CHANNELS_PER_GROUP)
+    with pytest.raises(ValueError, match=r"only its reference kernel runs: \[\(2, 2\)"):
+        latency.measure_table(space, log=lambda message: None)
 
 
 @pytest.mark.slow

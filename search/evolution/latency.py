@@ -55,10 +55,29 @@ def model_latency_ms(model, threads: int, **timing) -> float:
         return lce_latency_ms(path, threads=threads, **timing)
 
 
+def check_measurable(space) -> None:
+    """LCE's optimized kernels refuse binary group convolutions (those with 32k input
+    channels per group; `zoo.profile`), so a device could not run them at all."""
+    import tensorflow as tf
+
+    from zoo.profile import lce_reference_only_group_convs
+
+    refused = [(block, g) for block, choices in enumerate(space.choices) for g in choices
+               if lce_reference_only_group_convs(space.block_conv(block, g))]
+    tf.keras.backend.clear_session()
+    if refused:
+        raise ValueError(
+            f"A latency budget needs configurations LCE's optimized kernels run, but these "
+            f"(block, groups) choices are binary group convolutions that only its reference "
+            f"kernel runs: {refused}. Use --channels-per-group values below 32 (LCE runs those "
+            "group convolutions in float) or drop --budget-latency-ms.")
+
+
 def measure_table(space, threads: int = 1, log=print) -> dict:
     """Every block's convolution at every allowed group count, and the first choice's network."""
     import tensorflow as tf
 
+    check_measurable(space)
     base_groups = [choices[0] for choices in space.choices]
     log(f"measuring the LCE latency table at {threads} thread(s): "
         f"{sum(map(len, space.choices))} block convolutions and one network (LCE's converter "
