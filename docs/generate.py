@@ -78,6 +78,8 @@ def evolution_section(data):
              + (f", picks by {data['picked_by']}" if "picked_by" in data else "")
              + (f", budget {data['budget']['binary_macs'] / 1e6:g}M binary MACs"
                 if "binary_macs" in data["budget"] else "")
+             + (f", budget {data['budget']['latency_ms']:g} ms LCE latency"
+                if "latency_ms" in data["budget"] else "")
              + (", supernet trained within it"
                 if data["search"].get("supernet_sampling") == "budget" else ""),
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
@@ -310,12 +312,32 @@ def evolution_latency_section(data):
         f"{data['spearman_binary_macs_measured']:.2f}. {_machine(data)}"]
 
 
+def evolution_latency_search_section(data):
+    lines = ["## Evolutionary group search under an LCE latency budget: the picks measured",
+             f"Each search's pick, its latency estimated from {data['search_dir']}'s table "
+             f"(measured on {data['table_host']}) and measured as a whole network in LCE "
+             f"({data['threads']} thread, {data['latency_method']}); the supernet score is "
+             "the re-scored finalists' mean.", "",
+             "| search | strategy | budget | groups | supernet score (%) | binary MACs (M) "
+             "| estimated (ms) | measured (ms) | estimate error |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["picks"]:
+        budget = ", ".join(f"{key} {value:g}" for key, value in r["budget"].items())
+        error = 100 * (r["estimated_ms"] - r["measured_ms"]) / r["measured_ms"]
+        lines.append(f"| {Path(r['search']).name} | {r['strategy']} | {budget} | {r['groups']} | "
+                     f"{100 * r['supernet_score']:.2f} | {r['binary_macs'] / 1e6:.2f} | "
+                     f"{r['estimated_ms']:.3f} | {r['measured_ms']:.3f} | {error:+.1f}% |")
+    return lines + ["", "A budget holds for the estimate: leave the estimate's error as a margin "
+                    "where the measured latency must stay within it.", _machine(data)]
+
+
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),
             ("evolution_crossover", crossover_section),
             ("evolution_finalists", finalists_section), ("evolution_proxies", proxies_section),
             ("evolution_latency", evolution_latency_section),
+            ("evolution_latency_search", evolution_latency_search_section),
             ("darts_cost*", darts_section),
             ("darts_operations", darts_operations_section), ("darts_step_cost", darts_step_section),
             ("training_step", training_step_section),
