@@ -51,8 +51,8 @@ def evaluate(record, images, labels) -> dict:
     return {"model": record.name, "top1": 100 * top1,
             "recorded_top1": record.weights[DATASET].metrics["top1"],
             "binary": {**zoo.profile(bare).as_dict(),
-                       **measure(bare, repeats=20, images=deployed_check)},
-            "float_twin": {**zoo.profile(twin).as_dict(), **measure(twin, repeats=20),
+                       **measure(bare, images=deployed_check)},
+            "float_twin": {**zoo.profile(twin).as_dict(), **measure(twin),
                            "recorded_top1": record.weights[DATASET].float_twin_metrics.get("top1")}}
 
 

@@ -72,7 +72,7 @@ def main(argv=None):
     report = {
         "machine": machine(), "host": latency.host(), "threads": args.threads,
         "model": space.model_name, "choices": space.choices,
-        "latency_method": latency_method(20),
+        "latency_method": latency_method(),
         "table_seconds": table_seconds, "table_entries": sum(map(len, space.choices)),
         "network_seconds_median": float(np.median(network_seconds)),
         "mean_abs_error_percent": float(np.mean(errors)),

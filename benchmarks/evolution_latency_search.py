@@ -70,7 +70,7 @@ def main(argv=None):
             print(f"{search_dir.name} {strategy}: {groups} estimated "
                   f"{rows[-1]['estimated_ms']:.3f} ms, measured {measured:.3f} ms", flush=True)
     report = {"machine": machine(), "host": latency.host(), "threads": threads,
-              "table_host": table_data["host"], "latency_method": latency_method(20),
+              "table_host": table_data["host"], "latency_method": latency_method(),
               "search_dir": str(args.search_dir), "picks": rows}
     print(f"saved {save('evolution_latency_search', report)}")
 

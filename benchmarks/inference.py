@@ -23,7 +23,7 @@ import zoo  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import load, machine, save  # noqa: E402
-from training.export import distinct_batch_norm, flatbuffer_report  # noqa: E402
+from training.export import LATENCY_REPEATS, distinct_batch_norm, flatbuffer_report  # noqa: E402
 
 CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
     (r.name, tuple(r.default_input_shape), r.default_num_classes)
@@ -31,7 +31,7 @@ CASES = [("BinaryDenseNet28", (224, 224, 3), 1000)] + [
 ]
 
 
-def measure(model, repeats: int, images=None) -> dict:
+def measure(model, repeats: int = LATENCY_REPEATS, images=None) -> dict:
     """`training.export.flatbuffer_report` on a temporary flatbuffer."""
     with tempfile.TemporaryDirectory() as tmp:
         return flatbuffer_report(model, Path(tmp) / "model.tflite", repeats=repeats, images=images)
@@ -39,7 +39,7 @@ def measure(model, repeats: int, images=None) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=LATENCY_REPEATS)
     parser.add_argument("--models", nargs="+",
                         help="measure only these; the other rows of the results file are kept")
     args = parser.parse_args(argv)

@@ -201,15 +201,16 @@ def _interpreter(flatbuffer_path, threads: int):
 
 
 LATENCY_BLOCKS, LATENCY_BLOCK_SECONDS, LATENCY_WARM_UP_SECONDS = 5, 0.4, 0.5
+LATENCY_REPEATS = 20  # single-image runs per block, at the least
 
 
-def latency_method(repeats: int) -> str:
+def latency_method(repeats: int = LATENCY_REPEATS) -> str:
     """How `lce_latency_ms` measures, for the reports that show its numbers."""
     return (f"lowest of {LATENCY_BLOCKS} medians, each over at least {repeats} single-image "
             f"runs and {LATENCY_BLOCK_SECONDS} s, after a {LATENCY_WARM_UP_SECONDS} s warm-up")
 
 
-def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20, *,
+def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = LATENCY_REPEATS, *,
                    blocks: int = LATENCY_BLOCKS, block_seconds: float = LATENCY_BLOCK_SECONDS,
                    warm_up_seconds: float = LATENCY_WARM_UP_SECONDS) -> float:
     """Latency of one single-image inference in LCE's x86 interpreter (`latency_method`).
@@ -236,7 +237,7 @@ def lce_latency_ms(flatbuffer_path, threads: int = 1, repeats: int = 20, *,
     return min(medians)
 
 
-def flatbuffer_report(model, path, *, repeats: int = 20, images=None) -> dict:
+def flatbuffer_report(model, path, *, repeats: int = LATENCY_REPEATS, images=None) -> dict:
     """Export `model` to `path` and measure what a device gets: size, the convolutions LCE
     runs in binary and in float, latency at 1 and 2 threads (`latency_method`), and,
     given `images` as the model takes them, the share it classifies as Keras does."""
@@ -270,7 +271,7 @@ def check_images(dataset: str, preprocessing: str, count: int = CHECK_IMAGES, da
 
 
 def export_model(name: str, output, *, weights=None, model_config=None, float_twin=False,
-                 dataset=None, check_count: int = CHECK_IMAGES, repeats: int = 20,
+                 dataset=None, check_count: int = CHECK_IMAGES, repeats: int = LATENCY_REPEATS,
                  data_dir=None) -> dict:
     """Build a model (named weights, a weights file, or none), export its deployable network
     to `output`, check the flatbuffer against Keras and write the JSON card beside it.
@@ -346,7 +347,7 @@ def main(argv=None):
                              "weights' data set)")
     parser.add_argument("--check-images", type=int, default=CHECK_IMAGES,
                         help="test images the flatbuffer must classify as Keras does (0: skip)")
-    parser.add_argument("--repeats", type=int, default=20, help="latency runs per thread count")
+    parser.add_argument("--repeats", type=int, default=LATENCY_REPEATS, help="latency runs per thread count")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     output = args.output or f"{args.model}.tflite"
