@@ -39,6 +39,15 @@ def picks(search_dir: Path) -> list:
     return [(name, best) for name, best in found if best is not None]
 
 
+def in_space(space, best: dict) -> bool:
+    """Whether a search's pick is a configuration of `space` (same model, allowed groups)."""
+    try:
+        space.validate(best["groups"])
+    except ValueError:
+        return False
+    return best["model"] == space.model_name and len(best["groups"]) == len(space.choices)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search-dir", type=Path, required=True,
@@ -60,6 +69,10 @@ def main(argv=None):
     for search_dir in [args.search_dir, *args.compare]:
         for strategy, best in picks(search_dir):
             groups = best["groups"]
+            if not in_space(space, best):
+                parser.error(f"{search_dir}'s {strategy} pick ({best['model']}, groups {groups}) is "
+                             f"not in the default search space of {space.model_name} "
+                             f"{space.choices}: compare searches of that space only")
             measured = latency.network_latency_ms(space, groups, threads)
             tf.keras.backend.clear_session()
             rows.append({"search": str(search_dir), "strategy": strategy,

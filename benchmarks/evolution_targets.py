@@ -9,7 +9,11 @@ search's own time. With --seeds each is retrained once per seed and the means co
 one 2-epoch run differs from the next by about as much as the top configurations do.
 With --match-macs the uniform baselines are also retrained at the widest width
 multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved network's:
-the comparison at equal cost. Results: benchmarks/results/evolution_targets.json.
+the comparison at equal cost. With --match-latency they are retrained at the widest
+width whose whole network, measured in LCE, is within the evolved search's latency
+budget (a search with --budget-latency-ms; measure on a quiet machine). --random names
+the random search to compare with (e.g. one under a binary-MAC budget, `--name` of
+`python -m search`). Results: benchmarks/results/evolution_targets.json.
 """
 
 import argparse
@@ -66,6 +70,30 @@ def widest_within(kind: str, binary_macs: float) -> float:
     return max(fitting)
 
 
+def widest_within_latency(kind: str, latency_ms: float, threads: int) -> tuple:
+    """The widest multiple of 1/32 at which the uniform network measures at most latency_ms
+    in LCE, and its measured latency. Bisection: latency grows with width."""
+    from search.evolution.latency import network_latency_ms
+
+    def measure(k):
+        space = SearchSpace(width_multiplier=k / 32)
+        ms = network_latency_ms(space, uniform_groups(kind, k / 32), threads)
+        print(f"{kind} width {k}/32: {ms:.3f} ms", flush=True)
+        return ms
+
+    low, high, fitting = 2, 64, None
+    while low <= high:
+        k = (low + high) // 2
+        ms = measure(k)
+        if ms <= latency_ms:
+            fitting, low = (k / 32, ms), k + 1
+        else:
+            high = k - 1
+    if fitting is None:
+        raise SystemExit(f"no width of the {kind} network measures within {latency_ms} ms")
+    return fitting
+
+
 def picked_by(best: dict) -> str:
     """How the search chose its pick (`{strategy}_best.json`), for the report's heading."""
     if "finalists" not in best:
@@ -85,24 +113,42 @@ def main(argv=None):
     parser.add_argument("--match-macs", action="store_true",
                         help="also retrain both uniform baselines widened or narrowed to the "
                              "evolved network's binary MACs")
+    parser.add_argument("--match-latency", action="store_true",
+                        help="also retrain both uniform baselines at the widest width within "
+                             "the evolved search's latency budget, measured in LCE")
+    parser.add_argument("--random", default="random",
+                        help="the random search to compare with: its {name}_best.json in "
+                             "--search-dir (default: random)")
     parser.add_argument("--result", default="evolution_targets",
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)
     evolved = json.loads((search_dir / "evolution_best.json").read_text())
-    random_best = json.loads((search_dir / "random_best.json").read_text())
+    random_best = json.loads((search_dir / f"{args.random}_best.json").read_text())
+    # Measure before any training: latency needs a quiet machine.
+    latency_matched = []
+    if args.match_latency:
+        if "latency_ms" not in evolved["budget"]:
+            parser.error(f"{search_dir}'s evolution searched without --budget-latency-ms")
+        threads = json.loads((search_dir / "latency_table.json").read_text())["threads"]
+        for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
+            width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads)
+            latency_matched.append((kind, form, width, ms))
     channels = zoo.models.mobilenet.block_channels(0.5)
     candidates = [("evolution", evolved["groups"], "masked"),
-                  ("random", random_best["groups"], "masked"),
+                  (args.random, random_best["groups"], "masked"),
                   ("depthwise", channels, "masked"),
                   ("dense", [1] * len(channels), "grouped")]  # groups=1: a plain conv
     rows = [retrain(name, groups, form, args) for name, groups, form in candidates
-            if name in args.models]
+            if name in args.models or (name == args.random and "random" in args.models)]
     if args.match_macs:
         evolved_macs = binary_costs(evolved["groups"], 0.5)["binary_macs"]
         for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
             width = widest_within(kind, evolved_macs)
             rows.append(retrain(f"{kind}-matched", uniform_groups(kind, width), form, args, width))
+    for kind, form, width, ms in latency_matched:
+        row = retrain(f"{kind}-latency-matched", uniform_groups(kind, width), form, args, width)
+        rows.append({**row, "measured_ms": ms})
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
     supernet_settings = search_dir / "supernet.json"  # absent: a search before budget sampling
     sampling = (json.loads(supernet_settings.read_text())["sampling"]
@@ -113,6 +159,8 @@ def main(argv=None):
         "machine": machine(), "epochs": args.epochs, "models": rows,
         "budget": evolved["budget"],
         "picked_by": picked_by(evolved),
+        "random_search": {"name": args.random, "budget": random_best["budget"],
+                          "binary_macs": random_best["binary_macs"]},
         "search": {"supernet_seconds": supernet["seconds"], "supernet_sampling": sampling,
                    "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},

@@ -85,17 +85,36 @@ def evolution_section(data):
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
              f"{data['search']['trials']} trials; every model retrained {data['epochs']} epochs "
              "with one recipe. \"-matched\": a uniform baseline at the widest width whose binary "
-             "MACs do not exceed the evolved network's.", "",
-             "| model | width | test top-1 (%), mean | per seed | binary MACs (M) | memory (MB) |",
-             "|---|---|---|---|---|---|"]
-    for r in data["models"]:
-        per_seed = ", ".join(f"{100 * t:.2f}" for t in r.get("top1_per_seed", [r["top1"]]))
-        lines.append(f"| {r['name']} | {r.get('width_multiplier', 0.5):.4g} | {100 * r['top1']:.2f} | "
-                     f"{per_seed} | {r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |")
+             "MACs do not exceed the evolved network's; \"-latency-matched\": the widest whose "
+             "whole network measures within the latency budget in LCE."
+             + _random_search(data), "",
+             *_evolution_table(data["models"])]
     skipped = data.get("not_retrained") or []
     lines += ["", *_paired_differences(data["models"]), f"Evolution beats: {data['evolution_beats']}; its binary MACs are not above: "
               f"{data['evolution_macs_not_above']}."
               + (f" Not retrained: {', '.join(skipped)}." if skipped else "") + f" {_machine(data)}"]
+    return lines
+
+
+def _random_search(data) -> str:
+    """Which random search the report compares with, when it is not the evolution's own budget."""
+    random = data.get("random_search")
+    if not random or random["budget"] == data["budget"]:
+        return ""
+    return f" {random['name']}: a random search under budget {random['budget']}."
+
+
+def _evolution_table(models) -> list:
+    measured = any("measured_ms" in r for r in models)
+    lines = ["| model | width | test top-1 (%), mean | per seed | binary MACs (M) | memory (MB) |"
+             + (" LCE ms, measured |" if measured else ""),
+             "|---|---|---|---|---|---|" + ("---|" if measured else "")]
+    for r in models:
+        per_seed = ", ".join(f"{100 * t:.2f}" for t in r.get("top1_per_seed", [r["top1"]]))
+        ms = f" {r['measured_ms']:.3f} |" if "measured_ms" in r else " |"
+        lines.append(f"| {r['name']} | {r.get('width_multiplier', 0.5):.4g} | {100 * r['top1']:.2f} | "
+                     f"{per_seed} | {r['binary_macs'] / 1e6:.2f} | {r['memory_mb']:.3f} |"
+                     + (ms if measured else ""))
     return lines
 
 

@@ -75,3 +75,14 @@ def test_a_latency_budget_rejects_slow_candidates_before_they_are_scored(tmp_pat
     best = json.loads((out / "evolution_best.json").read_text())
     assert best["budget"] == {"latency_ms": budget} and best["latency_ms"] <= budget
     assert best["rejected_over_budget"] > 0  # the budget did bite
+
+
+def test_measuring_picks_refuses_a_search_of_another_space():
+    from benchmarks.evolution_latency_search import in_space
+
+    space = SearchSpace()
+    pick = {"model": space.model_name, "groups": [c[0] for c in space.choices]}
+    assert in_space(space, pick)
+    assert not in_space(space, {**pick, "model": "BinaryMobileNet"})
+    assert not in_space(space, {**pick, "groups": [3] + pick["groups"][1:]})
+    assert not in_space(space, {**pick, "groups": pick["groups"][:-1]})
