@@ -30,13 +30,11 @@ from search.evolution.space import SearchSpace  # noqa: E402
 from training.export import latency_method  # noqa: E402
 from training.report import read_json  # noqa: E402
 
-STRATEGIES = ("evolution", "random")
-
-
 def picks(search_dir: Path) -> list:
-    """Each strategy's `*_best.json` in a search directory (those that ran)."""
-    found = [(name, read_json(search_dir / f"{name}_best.json")) for name in STRATEGIES]
-    return [(name, best) for name, best in found if best is not None]
+    """Each search's `{name}_best.json` in a search directory (evolution, random, and any
+    other `--name`), by name."""
+    return [(path.name[:-len("_best.json")], read_json(path))
+            for path in sorted(search_dir.glob("*_best.json"))]
 
 
 def in_space(space, best: dict) -> bool:

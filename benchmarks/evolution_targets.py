@@ -11,9 +11,9 @@ With --match-macs the uniform baselines are also retrained at the widest width
 multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved network's:
 the comparison at equal cost. With --match-latency they are retrained at the widest
 width whose whole network, measured in LCE, is within the evolved search's latency
-budget (a search with --budget-latency-ms; measure on a quiet machine). --random names
-the random search to compare with (e.g. one under a binary-MAC budget, `--name` of
-`python -m search`). Results: benchmarks/results/evolution_targets.json.
+budget (a search with --budget-latency-ms; measure on a quiet machine). --evolution and
+--random name the searches to compare (their `--name` in `python -m search`, e.g. a
+random search under another budget). Results: benchmarks/results/evolution_targets.json.
 """
 
 import argparse
@@ -70,10 +70,18 @@ def widest_within(kind: str, binary_macs: float) -> float:
     return max(fitting)
 
 
-def widest_within_latency(kind: str, latency_ms: float, threads: int) -> tuple:
+def widest_within_latency(kind: str, latency_ms: float, threads: int, search_dir: Path) -> tuple:
     """The widest multiple of 1/32 at which the uniform network measures at most latency_ms
-    in LCE, and its measured latency. Bisection: latency grows with width."""
+    in LCE, and its measured latency. Bisection: latency grows with width. Measured once
+    per search directory (like its latency table) and reused, as a rerun may share the
+    machine with training."""
     from search.evolution.latency import network_latency_ms
+
+    path = search_dir / "uniform_latency_widths.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    key = f"{kind} {latency_ms} ms {threads} thread(s)"
+    if key in known:
+        return tuple(known[key])
 
     def measure(k):
         space = SearchSpace(width_multiplier=k / 32)
@@ -91,6 +99,7 @@ def widest_within_latency(kind: str, latency_ms: float, threads: int) -> tuple:
             high = k - 1
     if fitting is None:
         raise SystemExit(f"no width of the {kind} network measures within {latency_ms} ms")
+    path.write_text(json.dumps({**known, key: fitting}, indent=2))
     return fitting
 
 
@@ -116,6 +125,9 @@ def main(argv=None):
     parser.add_argument("--match-latency", action="store_true",
                         help="also retrain both uniform baselines at the widest width within "
                              "the evolved search's latency budget, measured in LCE")
+    parser.add_argument("--evolution", default="evolution",
+                        help="the evolutionary search to retrain the pick of: its "
+                             "{name}_best.json in --search-dir (default: evolution)")
     parser.add_argument("--random", default="random",
                         help="the random search to compare with: its {name}_best.json in "
                              "--search-dir (default: random)")
@@ -123,7 +135,7 @@ def main(argv=None):
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)
-    evolved = json.loads((search_dir / "evolution_best.json").read_text())
+    evolved = json.loads((search_dir / f"{args.evolution}_best.json").read_text())
     random_best = json.loads((search_dir / f"{args.random}_best.json").read_text())
     # Measure before any training: latency needs a quiet machine.
     latency_matched = []
@@ -132,29 +144,35 @@ def main(argv=None):
             parser.error(f"{search_dir}'s evolution searched without --budget-latency-ms")
         threads = json.loads((search_dir / "latency_table.json").read_text())["threads"]
         for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
-            width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads)
+            width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads,
+                                              search_dir)
             latency_matched.append((kind, form, width, ms))
     channels = zoo.models.mobilenet.block_channels(0.5)
-    candidates = [("evolution", evolved["groups"], "masked"),
-                  (args.random, random_best["groups"], "masked"),
-                  ("depthwise", channels, "masked"),
-                  ("dense", [1] * len(channels), "grouped")]  # groups=1: a plain conv
-    rows = [retrain(name, groups, form, args) for name, groups, form in candidates
-            if name in args.models or (name == args.random and "random" in args.models)]
+    candidates = [("evolution", args.evolution, evolved["groups"], "masked"),
+                  ("random", args.random, random_best["groups"], "masked"),
+                  ("depthwise", "depthwise", channels, "masked"),
+                  ("dense", "dense", [1] * len(channels), "grouped")]  # groups=1: a plain conv
+    rows = [retrain(name, groups, form, args) for role, name, groups, form in candidates
+            if role in args.models]
+    uniform = {}  # (kind, width) -> its row: a width matched both ways is trained once
+
+    def retrain_uniform(name, kind, form, width):
+        if (kind, width) not in uniform:
+            uniform[kind, width] = retrain(name, uniform_groups(kind, width), form, args, width)
+        return {**uniform[kind, width], "name": name}
+
+    for kind, form, width, ms in latency_matched:
+        rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, form, width), "measured_ms": ms})
     if args.match_macs:
         evolved_macs = binary_costs(evolved["groups"], 0.5)["binary_macs"]
         for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
-            width = widest_within(kind, evolved_macs)
-            rows.append(retrain(f"{kind}-matched", uniform_groups(kind, width), form, args, width))
-    for kind, form, width, ms in latency_matched:
-        row = retrain(f"{kind}-latency-matched", uniform_groups(kind, width), form, args, width)
-        rows.append({**row, "measured_ms": ms})
+            rows.append(retrain_uniform(f"{kind}-matched", kind, form, widest_within(kind, evolved_macs)))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
     supernet_settings = search_dir / "supernet.json"  # absent: a search before budget sampling
     sampling = (json.loads(supernet_settings.read_text())["sampling"]
                 if supernet_settings.exists() else "uniform")
     by_name = {r["name"]: r for r in rows}
-    ours = by_name["evolution"]
+    ours = by_name[args.evolution]
     report = {
         "machine": machine(), "epochs": args.epochs, "models": rows,
         "budget": evolved["budget"],
@@ -164,10 +182,10 @@ def main(argv=None):
         "search": {"supernet_seconds": supernet["seconds"], "supernet_sampling": sampling,
                    "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},
-        "not_retrained": sorted(set(n for n, _, _ in candidates) - set(by_name)),
-        "evolution_beats": {n: ours["top1"] > r["top1"] for n, r in by_name.items() if n != "evolution"},
+        "not_retrained": sorted(set(n for _, n, _, _ in candidates) - set(by_name)),
+        "evolution_beats": {n: ours["top1"] > r["top1"] for n, r in by_name.items() if n != args.evolution},
         "evolution_macs_not_above": {n: ours["binary_macs"] <= r["binary_macs"]
-                                     for n, r in by_name.items() if n != "evolution"},
+                                     for n, r in by_name.items() if n != args.evolution},
     }
     for r in rows:
         per_seed = ", ".join(f"{100 * t:.2f}" for t in r["top1_per_seed"])
