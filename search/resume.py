@@ -8,9 +8,23 @@ import json
 import os
 from pathlib import Path
 
+from training.report import write_json
+
 
 class CorruptSearchError(RuntimeError):
     """The search directory exists but cannot be read as a search, or not as this one."""
+
+
+class AtomicSaves:
+    """Mixin for a keras-tuner Oracle: write oracle.json and each trial.json through a
+    temporary file and a rename. keras-tuner rewrites them in place, so a kill during a
+    write left an empty trial.json, and a search that could not resume (seen in CI)."""
+
+    def save(self):
+        write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        write_json(Path(self._get_trial_dir(trial.trial_id)) / "trial.json", trial.get_state())
 
 
 def check_readable(output_dir: Path, project_name: str) -> None:

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -314,6 +315,27 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
     assert (out / "evolution_pareto.png").exists()
     best = json.loads((out / "evolution_best.json").read_text())
     build_model("BinaryMobileNet-Depthwise", groups=best["groups"])
+
+
+def test_a_kill_while_saving_leaves_the_previous_trial_and_oracle_files_whole(tmp_path, monkeypatch):
+    """keras-tuner rewrites trial.json and oracle.json in place: a kill mid-write left an
+    empty file and a search that could not resume. The oracle writes and renames instead."""
+    oracle = make_oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    files = [tmp_path / "search" / f"trial_{trial.trial_id}" / "trial.json",
+             tmp_path / "search" / "oracle.json"]
+    before = [path.read_text() for path in files]
+
+    def killed(*args):
+        raise KeyboardInterrupt("killed between the write and the rename")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    with pytest.raises(KeyboardInterrupt):
+        oracle.save()
+    assert [path.read_text() for path in files] == before
+    assert all(json.loads(text) for text in before)
 
 
 def search_cli(*flags):

@@ -11,13 +11,18 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import keras_tuner as kt
 import tensorflow as tf
 from keras_tuner.engine import base_tuner
 
 import zoo
 from search.darts import plots
 from search.darts.search import BilevelSearch, DartsConfig
-from search.resume import check_readable, check_same_settings
+from search.resume import AtomicSaves, check_readable, check_same_settings
+
+
+class RandomSearchOracle(AtomicSaves, kt.oracles.RandomSearchOracle):
+    """keras-tuner's random search, with files that survive a kill."""
 
 
 def define_space(hp, base: DartsConfig, vary: bool):
@@ -106,8 +111,6 @@ def varies(args) -> bool:
 
 
 def run_darts(args) -> dict:
-    import keras_tuner as kt
-
     from search.data import train_val_arrays
 
     output_dir = Path(args.output_dir)
@@ -126,8 +129,8 @@ def run_darts(args) -> dict:
                         elsewhere="give another --output-dir")
     train, val = train_val_arrays(args.dataset, train_examples=args.train_examples,
                                   val_examples=args.val_examples, data_dir=args.data_dir)
-    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
-                                           max_trials=args.trials, seed=args.seed)
+    oracle = RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
+                                max_trials=args.trials, seed=args.seed)
     define_space(oracle.hyperparameters, base, vary=varies(args))
     tuner = DartsTuner(oracle, base_config=base, train=train, val=val,
                        score_epochs=args.score_epochs, directory=str(output_dir),
