@@ -125,12 +125,10 @@ def main(argv=None):
     parser.add_argument("--match-latency", action="store_true",
                         help="also retrain both uniform baselines at the widest width within "
                              "the evolved search's latency budget, measured in LCE")
-    parser.add_argument("--evolution", default="evolution",
-                        help="the evolutionary search to retrain the pick of: its "
-                             "{name}_best.json in --search-dir (default: evolution)")
-    parser.add_argument("--random", default="random",
-                        help="the random search to compare with: its {name}_best.json in "
-                             "--search-dir (default: random)")
+    for strategy in ("evolution", "random"):
+        parser.add_argument(f"--{strategy}", default=strategy,
+                            help=f"the {strategy} search to compare (its --name): its "
+                                 f"{{name}}_best.json in --search-dir (default: {strategy})")
     parser.add_argument("--result", default="evolution_targets",
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
