@@ -28,6 +28,7 @@ import zoo  # noqa: E402
 from benchmarks.common import machine, save  # noqa: E402
 from search.evolution.space import SearchSpace  # noqa: E402
 from training import train  # noqa: E402
+from training.report import write_json  # noqa: E402
 
 
 def retrain(name, groups, form, args, width=0.5):
@@ -99,7 +100,7 @@ def widest_within_latency(kind: str, latency_ms: float, threads: int, search_dir
             high = k - 1
     if fitting is None:
         raise SystemExit(f"no width of the {kind} network measures within {latency_ms} ms")
-    path.write_text(json.dumps({**known, key: fitting}, indent=2))
+    write_json(path, {**known, key: fitting})
     return fitting
 
 
