@@ -43,7 +43,7 @@ def in_space(space, best: dict) -> bool:
         space.validate(best["groups"])
     except ValueError:
         return False
-    return best["model"] == space.model_name and len(best["groups"]) == len(space.choices)
+    return best["model"] == space.model_name
 
 
 def main(argv=None):

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import zoo  # noqa: E402
 
 from benchmarks.common import machine, save  # noqa: E402
+from search.evolution import latency  # noqa: E402
 from search.evolution.space import SearchSpace  # noqa: E402
 from training import train  # noqa: E402
-from training.report import write_json  # noqa: E402
+from training.report import read_json, write_json  # noqa: E402
 
 
 def retrain(name, groups, form, args, width=0.5):
@@ -76,17 +77,15 @@ def widest_within_latency(kind: str, latency_ms: float, threads: int, search_dir
     in LCE, and its measured latency. Bisection: latency grows with width. Measured once
     per search directory (like its latency table) and reused, as a rerun may share the
     machine with training."""
-    from search.evolution.latency import network_latency_ms
-
     path = search_dir / "uniform_latency_widths.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
+    known = read_json(path, {})
     key = f"{kind} {latency_ms} ms {threads} thread(s)"
     if key in known:
         return tuple(known[key])
 
     def measure(k):
         space = SearchSpace(width_multiplier=k / 32)
-        ms = network_latency_ms(space, uniform_groups(kind, k / 32), threads)
+        ms = latency.network_latency_ms(space, uniform_groups(kind, k / 32), threads)
         print(f"{kind} width {k}/32: {ms:.3f} ms", flush=True)
         return ms
 
@@ -141,7 +140,7 @@ def main(argv=None):
     if args.match_latency:
         if "latency_ms" not in evolved["budget"]:
             parser.error(f"{search_dir}'s evolution searched without --budget-latency-ms")
-        threads = json.loads((search_dir / "latency_table.json").read_text())["threads"]
+        threads = read_json(search_dir / latency.TABLE_FILE)["threads"]
         for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
             width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads,
                                               search_dir)

@@ -41,6 +41,9 @@ class SearchSpace:
 
     def validate(self, groups) -> list:
         groups = list(groups)
+        if len(groups) != len(self.choices):
+            raise ValueError(f"groups needs one count per block ({len(self.choices)}), "
+                             f"got {len(groups)}.")
         for block, (g, allowed) in enumerate(zip(groups, self.choices)):
             if g not in allowed:
                 raise ValueError(f"groups[{block}]={g} is not an allowed choice {allowed}.")
