@@ -32,12 +32,15 @@ from training import train  # noqa: E402
 from training.report import read_json, write_json  # noqa: E402
 
 
-def retrain(name, groups, form, args, width=0.5):
-    """Train the network once per seed (data order and initialisation); its score is the mean."""
+def retrain(name, groups, form, args, width=0.5, run_name=None):
+    """Train the network once per seed (data order and initialisation); its score is the mean.
+    Runs are kept under `run_name` (default: name), so that a rerun resumes them."""
     config = {"groups": groups, "form": form, "width_multiplier": width}
     scores, seconds, run_dirs = [], 0.0, []
+    run_name = run_name or name
     for seed in args.seeds:
-        out = Path(args.search_dir) / (f"retrain-{name}" if seed == 0 else f"retrain-{name}-seed{seed}")
+        out = Path(args.search_dir) / (f"retrain-{run_name}" if seed == 0
+                                       else f"retrain-{run_name}-seed{seed}")
         argv = ["fashion_mnist", "--model", "BinaryMobileNet-Depthwise", "--epochs", str(args.epochs),
                 "--model-config", json.dumps(config), "--seed", str(seed), "--output-dir", str(out)]
         if (out / "metrics.json").exists():
@@ -141,30 +144,32 @@ def main(argv=None):
         if "latency_ms" not in evolved["budget"]:
             parser.error(f"{search_dir}'s evolution searched without --budget-latency-ms")
         threads = read_json(search_dir / latency.TABLE_FILE)["threads"]
-        for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
+        for kind in ("depthwise", "dense"):
             width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads,
                                               search_dir)
-            latency_matched.append((kind, form, width, ms))
-    channels = zoo.models.mobilenet.block_channels(0.5)
-    candidates = [("evolution", args.evolution, evolved["groups"], "masked"),
-                  ("random", args.random, random_best["groups"], "masked"),
-                  ("depthwise", "depthwise", channels, "masked"),
-                  ("dense", "dense", [1] * len(channels), "grouped")]  # groups=1: a plain conv
-    rows = [retrain(name, groups, form, args) for role, name, groups, form in candidates
-            if role in args.models]
+            latency_matched.append((kind, width, ms))
     uniform = {}  # (kind, width) -> its row: a width matched both ways is trained once
 
-    def retrain_uniform(name, kind, form, width):
+    def retrain_uniform(name, kind, width):
+        """One uniform network's runs per width, whatever it is matched to (and kept by its
+        width: a comparison at another budget must not resume them)."""
         if (kind, width) not in uniform:
-            uniform[kind, width] = retrain(name, uniform_groups(kind, width), form, args, width)
+            form = "masked" if kind == "depthwise" else "grouped"  # groups=1: a plain conv
+            uniform[kind, width] = retrain(name, uniform_groups(kind, width), form, args, width,
+                                           run_name=f"{kind}-width{width:g}")
         return {**uniform[kind, width], "name": name}
 
-    for kind, form, width, ms in latency_matched:
-        rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, form, width), "measured_ms": ms})
+    searched = {"evolution": (args.evolution, evolved), "random": (args.random, random_best)}
+    rows = [retrain(name, best["groups"], "masked", args)
+            for role, (name, best) in searched.items() if role in args.models]
+    rows += [retrain_uniform(kind, kind, 0.5) for kind in ("depthwise", "dense")
+             if kind in args.models]
+    for kind, width, ms in latency_matched:
+        rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, width), "measured_ms": ms})
     if args.match_macs:
         evolved_macs = binary_costs(evolved["groups"], 0.5)["binary_macs"]
-        for kind, form in (("depthwise", "masked"), ("dense", "grouped")):
-            rows.append(retrain_uniform(f"{kind}-matched", kind, form, widest_within(kind, evolved_macs)))
+        for kind in ("depthwise", "dense"):
+            rows.append(retrain_uniform(f"{kind}-matched", kind, widest_within(kind, evolved_macs)))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
     supernet_settings = search_dir / "supernet.json"  # absent: a search before budget sampling
     sampling = (json.loads(supernet_settings.read_text())["sampling"]
@@ -180,7 +185,7 @@ def main(argv=None):
         "search": {"supernet_seconds": supernet["seconds"], "supernet_sampling": sampling,
                    "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},
-        "not_retrained": sorted(set(n for _, n, _, _ in candidates) - set(by_name)),
+        "not_retrained": sorted({"depthwise", "dense", args.evolution, args.random} - set(by_name)),
         "evolution_beats": {n: ours["top1"] > r["top1"] for n, r in by_name.items() if n != args.evolution},
         "evolution_macs_not_above": {n: ours["binary_macs"] <= r["binary_macs"]
                                      for n, r in by_name.items() if n != args.evolution},

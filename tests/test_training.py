@@ -253,6 +253,13 @@ def test_resume_after_sigkill_continues_from_the_last_complete_epoch(tmp_path):
     expected = [0.001 * (1 + np.cos(np.pi * k / 3)) for k in (1, 2, 3)]
     np.testing.assert_allclose(rates, expected, rtol=1e-5)
 
+    # A resume with another recipe (here: epochs) is refused before it touches the run.
+    finished = (out / "metrics.json").read_bytes()
+    longer = ["4" if a == "3" else a for a in args]
+    with pytest.raises(SystemExit, match=r"holds a run of another recipe \(\{'epochs': 3"):
+        train.main(longer + ["--resume"])
+    assert (out / "metrics.json").read_bytes() == finished
+
 
 def test_validation_frequency_scores_every_nth_epoch_and_always_the_last(tmp_path):
     assert train.validated_epochs(5, 2) == [2, 4, 5]

@@ -201,6 +201,11 @@ def run(args) -> dict:
     scored_epochs = validated_epochs(recipe.epochs, args.validation_freq)
     output_dir = Path(args.output_dir or f"runs/{record.name}-{spec.name}")
     _claim_output_dir(output_dir, args.resume)
+    trains = {"model": record.name, "dataset": spec.name, "model_config": args.model_config,
+              "recipe": recipe.as_dict()}
+    summary = report.read_json(output_dir / "metrics.json") if args.resume else None
+    if summary:
+        _check_resume_trains_the_same(output_dir, summary, trains)
     tf.keras.utils.set_random_seed(args.seed)
 
     preprocessing = datasets.preprocessing_for(record, spec)
@@ -249,10 +254,8 @@ def run(args) -> dict:
     with strategy.scope():
         compile_for_classification(model, make_optimizer(recipe, schedule))
 
-    summary = report.read_json(output_dir / "metrics.json") if args.resume else None
     summary = summary or {
-        "model": record.name, "dataset": spec.name, "model_config": args.model_config,
-        "recipe": recipe.as_dict(), "preprocessing": preprocessing,
+        **trains, "preprocessing": preprocessing,
         "input_shape": list(input_shape), "command": _command_line(), "epochs": [],
     }
     if args.init_weights and "init_weights" not in summary:
@@ -321,6 +324,18 @@ def _claim_output_dir(output_dir: Path, resume: bool) -> None:
             "another --output-dir; nothing was overwritten."
         )
     output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _check_resume_trains_the_same(output_dir: Path, summary: dict, trains: dict) -> None:
+    """A resume continues its run's network and recipe: with others it would load weights
+    of another shape, or report the old run's score as this one's."""
+    as_stored = json.loads(json.dumps(trains))  # tuples as the run's JSON holds them
+    differing = [key for key in as_stored if summary.get(key) != as_stored[key]]
+    if differing:
+        raise ValueError(
+            f"{output_dir} holds a run of another "
+            + ", ".join(f"{key} ({summary.get(key)}, not {as_stored[key]})" for key in differing)
+            + "; resume it with the options it started with, or choose another --output-dir.")
 
 
 def _record_options(summary: dict, options: dict) -> None:
