@@ -76,10 +76,7 @@ def evolution_section(data):
     lines = [f"## Evolutionary group search: retrained from scratch for {data['epochs']} "
              f"epochs, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
              + (f", picks by {data['picked_by']}" if "picked_by" in data else "")
-             + (f", budget {data['budget']['binary_macs'] / 1e6:g}M binary MACs"
-                if "binary_macs" in data["budget"] else "")
-             + (f", budget {data['budget']['latency_ms']:g} ms LCE latency"
-                if "latency_ms" in data["budget"] else "")
+             + f", budget {_budget_text(data['budget'])}"
              + (", supernet trained within it"
                 if data["search"].get("supernet_sampling") == "budget" else ""),
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
@@ -94,6 +91,13 @@ def evolution_section(data):
               f"{data['evolution_macs_not_above']}."
               + (f" Not retrained: {', '.join(skipped)}." if skipped else "") + f" {_machine(data)}"]
     return lines
+
+
+def _budget_text(budget: dict) -> str:
+    units = {"binary_macs": "M binary MACs", "float_macs": "M float MACs", "memory_mb": " MB",
+             "latency_ms": " ms LCE latency"}
+    return ", ".join(f"{value / 1e6 if key.endswith('macs') else value:g}{units[key]}"
+                     for key, value in budget.items())
 
 
 def _random_search(data) -> str:
@@ -118,21 +122,57 @@ def _evolution_table(models) -> list:
     return lines
 
 
+def _paired(ours, other):
+    """Evolution minus another model retrained with the same seeds (same data order per
+    seed), in points: the differences, their mean and its standard error, which says
+    whether a gap is more than noise; None without two shared seeds."""
+    if len(ours.get("seeds", [])) < 2 or other.get("seeds") != ours["seeds"]:
+        return None
+    diffs = [100 * (a - b) for a, b in zip(ours["top1_per_seed"], other["top1_per_seed"])]
+    mean = sum(diffs) / len(diffs)
+    spread = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+    return diffs, mean, spread / len(diffs) ** 0.5
+
+
 def _paired_differences(models) -> list:
-    """Evolution minus each model retrained with the same seeds (same data order per
-    seed), in points: the mean and its standard error say whether a gap is more than noise."""
-    ours = models[0]
-    lines = []
+    ours, lines = models[0], []
     for other in models[1:]:
-        if len(ours.get("seeds", [])) < 2 or other.get("seeds") != ours["seeds"]:
-            continue
-        diffs = [100 * (a - b) for a, b in zip(ours["top1_per_seed"], other["top1_per_seed"])]
-        mean = sum(diffs) / len(diffs)
-        spread = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
-        lines.append(f"{ours['name']} - {other['name']}, paired by seed: "
-                     f"{', '.join(f'{d:+.2f}' for d in diffs)}; mean {mean:+.2f} points, "
-                     f"standard error {spread / len(diffs) ** 0.5:.2f}.")
+        if paired := _paired(ours, other):
+            diffs, mean, error = paired
+            lines.append(f"{ours['name']} - {other['name']}, paired by seed: "
+                         f"{', '.join(f'{d:+.2f}' for d in diffs)}; mean {mean:+.2f} points, "
+                         f"standard error {error:.2f}.")
     return [*lines, ""] if lines else []
+
+
+def evolution_summary_section(reports) -> list:
+    """Every retrained comparison of evolution with random search in one table: a single
+    comparison's gap is often within noise, the row signs across budgets are the finding."""
+    lines = ["## Evolutionary group search against random search: every retrained comparison",
+             "Each row is one section below: the two searches' picks (same supernet, same "
+             "number of trials) retrained from scratch with one recipe; the difference is "
+             "evolution minus random, paired by seed, with its standard error.", "",
+             "| budget | epochs | seeds | picks by | evolution: binary MACs (M), top-1 (%) "
+             "| random: binary MACs (M), top-1 (%) | difference (points) |",
+             "|---|---|---|---|---|---|---|"]
+    for data in reports:
+        by_name = {r["name"]: r for r in data["models"]}
+        ours = data["models"][0]
+        other = by_name.get(data.get("random_search", {}).get("name", "random"))
+        if other is None:
+            continue
+        paired = _paired(ours, other)
+        gap = (f"{paired[1]:+.2f} ± {paired[2]:.2f}" if paired
+               else f"{100 * (ours['top1'] - other['top1']):+.2f} (one seed)")
+        random = data.get("random_search", {})
+        elsewhere = (f" ({random['name']}, under {_budget_text(random['budget'])})"
+                     if random and random["budget"] != data["budget"] else "")
+        lines.append(f"| {_budget_text(data['budget'])} | {data['epochs']} | "
+                     f"{len(ours.get('seeds', [0]))} | {data.get('picked_by', 'top trial score')} | "
+                     f"{ours['binary_macs'] / 1e6:.2f}, {100 * ours['top1']:.2f} | "
+                     f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
+                     f"{gap} |")
+    return lines
 
 
 def crossover_section(data):
@@ -350,6 +390,8 @@ def evolution_latency_search_section(data):
                     "where the measured latency must stay within it.", _machine(data)]
 
 
+# (results file pattern, renderer of all its files): sections before the per-file ones.
+SUMMARIES = (("evolution_targets*", evolution_summary_section),)
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),
@@ -364,17 +406,25 @@ SECTIONS = (("training_throughput", training_section), ("inference", inference_s
             ("ubnas_shapes", ubnas_shapes_section))
 
 
-def main():
-    (DOCS / "models.md").write_text(MODELS_HEADER + model_table(list_models(), markdown=True) + "\n")
+def benchmarks_markdown() -> str:
+    """docs/benchmarks.md: every results file rendered, summaries first."""
     lines = ["# Benchmarks", "", "Generated by `make docs` from `benchmarks/results/*.json`; "
              "run `make benchmarks` to measure again.", ""]
+    for pattern, render in SUMMARIES:
+        lines += render([json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{pattern}.json"))])
+        lines.append("")
     for pattern, render in SECTIONS:
         paths = sorted(RESULTS.glob(f"{pattern}.json"))
         if not paths:
             lines += [f"## {pattern}", "Not measured yet.", ""]
         for path in paths:
             lines += render(json.loads(path.read_text())) + [""]
-    (DOCS / "benchmarks.md").write_text("\n".join(lines))
+    return "\n".join(lines)
+
+
+def main():
+    (DOCS / "models.md").write_text(MODELS_HEADER + model_table(list_models(), markdown=True) + "\n")
+    (DOCS / "benchmarks.md").write_text(benchmarks_markdown())
     print(f"wrote {DOCS / 'models.md'} and {DOCS / 'benchmarks.md'}")
 
 

@@ -99,6 +99,18 @@ def test_every_registered_model_has_a_larq_summary_and_its_generated_docs_row(mo
         assert "Total params" in text and "Model size" in text, name
 
 
+def test_benchmark_docs_are_generated_from_the_committed_results():
+    """docs/benchmarks.md holds no number typed by hand: it is what the results render to."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("docs_generate", root / "docs" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    assert generate.benchmarks_markdown() == (root / "docs" / "benchmarks.md").read_text(), (
+        "docs/benchmarks.md is stale: run `make docs`.")
+
+
 def test_import_after_keras3_tensorflow_explains_the_fix():
     code = (
         "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
