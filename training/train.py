@@ -328,14 +328,19 @@ def _claim_output_dir(output_dir: Path, resume: bool) -> None:
 
 def _check_resume_trains_the_same(output_dir: Path, summary: dict, trains: dict) -> None:
     """A resume continues its run's network and recipe: with others it would load weights
-    of another shape, or report the old run's score as this one's."""
+    of another shape, or report the old run's score as this one's. Only --epochs may
+    change: more epochs extend the run (the record then holds the new count)."""
     as_stored = json.loads(json.dumps(trains))  # tuples as the run's JSON holds them
-    differing = [key for key in as_stored if summary.get(key) != as_stored[key]]
+    started = {**summary, "recipe": {**summary.get("recipe", {}),
+                                     "epochs": as_stored["recipe"]["epochs"]}}
+    differing = [key for key in as_stored if started.get(key) != as_stored[key]]
     if differing:
         raise ValueError(
             f"{output_dir} holds a run of another "
             + ", ".join(f"{key} ({summary.get(key)}, not {as_stored[key]})" for key in differing)
-            + "; resume it with the options it started with, or choose another --output-dir.")
+            + "; resume it with the options it started with (only --epochs may change), "
+            "or choose another --output-dir.")
+    summary["recipe"] = as_stored["recipe"]
 
 
 def _record_options(summary: dict, options: dict) -> None:
