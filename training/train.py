@@ -206,6 +206,7 @@ def run(args) -> dict:
     summary = report.read_json(output_dir / "metrics.json") if args.resume else None
     if summary:
         _check_resume_trains_the_same(output_dir, summary, trains)
+        summary["recipe"] = trains["recipe"]  # --epochs may have extended the run
     tf.keras.utils.set_random_seed(args.seed)
 
     preprocessing = datasets.preprocessing_for(record, spec)
@@ -329,7 +330,7 @@ def _claim_output_dir(output_dir: Path, resume: bool) -> None:
 def _check_resume_trains_the_same(output_dir: Path, summary: dict, trains: dict) -> None:
     """A resume continues its run's network and recipe: with others it would load weights
     of another shape, or report the old run's score as this one's. Only --epochs may
-    change: more epochs extend the run (the record then holds the new count)."""
+    change: more epochs extend the run."""
     as_stored = json.loads(json.dumps(trains))  # tuples as the run's JSON holds them
     started = {**summary, "recipe": {**summary.get("recipe", {}),
                                      "epochs": as_stored["recipe"]["epochs"]}}
@@ -340,7 +341,6 @@ def _check_resume_trains_the_same(output_dir: Path, summary: dict, trains: dict)
             + ", ".join(f"{key} ({summary.get(key)}, not {as_stored[key]})" for key in differing)
             + "; resume it with the options it started with (only --epochs may change), "
             "or choose another --output-dir.")
-    summary["recipe"] = as_stored["recipe"]
 
 
 def _record_options(summary: dict, options: dict) -> None:
