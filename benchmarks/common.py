@@ -1,5 +1,6 @@
 """Helpers every benchmark shares: machine description, medians, JSON results."""
 
+import argparse
 import json
 import os
 import platform
@@ -44,6 +45,16 @@ def load(name: str):
     """A results file as data, or None if it was never measured."""
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def result_name(text: str) -> str:
+    """An argparse type for a results file's name, checked before a long measurement
+    rather than when its result is saved."""
+    if "/" in text or text.endswith(".json"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give the bare name (e.g. evolution_targets_3.1M); the result is "
+            f"saved as {RESULTS.relative_to(RESULTS.parents[1])}/NAME.json")
+    return text
 
 
 def save(name: str, data: dict) -> Path:

@@ -45,9 +45,19 @@ def retrained_configurations(width: float = 0.5, min_seeds: int = 2, epochs: int
                 found.setdefault(tuple(model["groups"]), {
                     "trial_id": f"{path.stem}-{model['name']}", "groups": model["groups"],
                     "retrained_top1": model["top1"], "binary_macs": model["binary_macs"],
-                    "budget_macs": result["budget"]["binary_macs"],
-                    "search_pick": model["name"] in ("evolution", "random")})
+                    "budget": _budget_label(result["budget"]),
+                    "search_pick": _is_search_pick(model["name"])})
     return list(found.values())
+
+
+def _budget_label(budget: dict) -> str:
+    return ", ".join(f"{k} {v / 1e6:g}M" if k.endswith("macs") else f"{k} {v:g}"
+                     for k, v in budget.items())
+
+
+def _is_search_pick(name: str) -> bool:
+    """A search's pick (named by its --name), not a uniform baseline."""
+    return not (name in ("dense", "depthwise") or name.endswith("-matched"))
 
 
 def spearman(a, b) -> float:
@@ -61,6 +71,8 @@ def main(argv=None):
                         help="a search dir whose supernet.h5 (uniform sampling) scores; "
                              "trained there with the search's defaults if absent")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="the retraining length whose results to compare with")
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)
     settings = search_parser().parse_args(["evolution", "--output-dir", str(search_dir),
@@ -70,7 +82,7 @@ def main(argv=None):
         settings, SearchSpace(settings.model), search_dir)  # loads the supernet if there
     draws = calibration_draws(settings, train_x, np.random.default_rng(settings.seed),
                               settings.finalist_draws)
-    rows = retrained_configurations()
+    rows = retrained_configurations(epochs=args.epochs)
     scored = {}
     for proxy, tuning in (("recalibrated", None),
                           ("fine_tuned", finalist_fine_tune(settings, train_x, train_y))):
@@ -82,19 +94,19 @@ def main(argv=None):
                             [r["retrained_top1"] for r in subset]) for p, s in scored.items()}
 
     # Within a budget is what a search needs: it compares candidates of about one cost.
-    budgets = sorted({r["budget_macs"] for r in rows})
+    budgets = sorted({r["budget"] for r in rows})
     report = {
         "machine": machine(), "supernet": str(search_dir / SUPERNET_WEIGHTS),
-        "fine_tune_steps": args.steps, "draws": settings.finalist_draws,
+        "fine_tune_steps": args.steps, "retrain_epochs": args.epochs,
+        "draws": settings.finalist_draws,
         "configurations": [{**{k: r[k] for k in ("trial_id", "groups", "binary_macs",
-                                                 "budget_macs", "search_pick",
+                                                 "budget", "search_pick",
                                                  "retrained_top1")},
                             **{p: s[tuple(r["groups"])] for p, s in scored.items()}}
                            for r in rows],
         "spearman_with_retrained": correlations(rows),
         "spearman_within_budget": {
-            f"{b / 1e6:g}M": correlations([r for r in rows if r["budget_macs"] == b
-                                          and r["search_pick"]])
+            b: correlations([r for r in rows if r["budget"] == b and r["search_pick"]])
             for b in budgets},
     }
     for row in sorted(report["configurations"], key=lambda r: -r["retrained_top1"]):
@@ -103,7 +115,8 @@ def main(argv=None):
               f"fine-tuned {100 * row['fine_tuned']:.2f}")
     print(f"rank correlation with the retrained means: {report['spearman_with_retrained']}; "
           f"among one budget's search picks: {report['spearman_within_budget']}")
-    print(f"saved {save('evolution_proxies', report)}")
+    name = "evolution_proxies" + ("" if args.epochs == 2 else f"_{args.epochs}epochs")
+    print(f"saved {save(name, report)}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zoo  # noqa: E402
 
-from benchmarks.common import machine, save  # noqa: E402
+from benchmarks.common import machine, result_name, save  # noqa: E402
 from search.evolution import latency  # noqa: E402
 from search.evolution.space import SearchSpace  # noqa: E402
 from training import train  # noqa: E402
@@ -132,7 +132,7 @@ def main(argv=None):
         parser.add_argument(f"--{strategy}", default=strategy,
                             help=f"the {strategy} search to compare (its --name): its "
                                  f"{{name}}_best.json in --search-dir (default: {strategy})")
-    parser.add_argument("--result", default="evolution_targets",
+    parser.add_argument("--result", default="evolution_targets", type=result_name,
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
     search_dir = Path(args.search_dir)

@@ -329,8 +329,9 @@ def finalists_section(data):
 
 def proxies_section(data):
     lines = ["## Evolutionary group search: which supernet score predicts retraining",
-             "Every configuration retrained from scratch above (width 0.5, 2 epochs, mean over "
-             f"seeds), scored on the supernet {data['supernet']}: BatchNorm recalibration alone "
+             "Every configuration retrained from scratch above (width 0.5, "
+             f"{data.get('retrain_epochs', 2)} epochs, mean over seeds), scored on the supernet "
+             f"{data['supernet']}: BatchNorm recalibration alone "
              f"(a trial's score) and after a {data['fine_tune_steps']}-step fine-tune "
              f"(`--finalist-steps`); each the mean of {data['draws']} recalibrations.", "",
              "| measured in | groups | binary MACs (M) | retrained (%) | recalibrated (%) "
@@ -412,7 +413,7 @@ SUMMARIES = (("evolution_targets*", evolution_summary_section),)
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),
             ("evolution_crossover", crossover_section),
-            ("evolution_finalists", finalists_section), ("evolution_proxies", proxies_section),
+            ("evolution_finalists", finalists_section), ("evolution_proxies*", proxies_section),
             ("evolution_latency", evolution_latency_section),
             ("evolution_latency_search", evolution_latency_search_section),
             ("darts_cost*", darts_section),
