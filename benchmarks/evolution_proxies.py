@@ -8,7 +8,8 @@ supernet of --search-dir: BatchNorm recalibration alone (what a trial and a fina
 score) and a --steps fine-tune first (`--finalist-steps`), each the mean over the
 search's finalist draws. Reports each proxy's rank correlation with the retrained means,
 over all of them and among the picks of the searches at one budget.
-Results: benchmarks/results/evolution_proxies.json.
+--epochs picks the retraining length compared with (2 by default). Results:
+benchmarks/results/evolution_proxies.json, or evolution_proxies_6epochs.json for --epochs 6.
 """
 
 import argparse
