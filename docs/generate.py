@@ -161,10 +161,10 @@ def evolution_summary_section(reports) -> list:
     for data in reports:
         by_name = {r["name"]: r for r in data["models"]}
         ours = data["models"][0]
-        other = by_name.get(data.get("random_search", {}).get("name", "random"))
+        random = data.get("random_search", {})
+        other = by_name.get(random.get("name", "random"))
         if other is None:
             continue
-        random = data.get("random_search", {})
         elsewhere = (f" ({random['name']}, under {_budget_text(random['budget'])})"
                      if random and random["budget"] != data["budget"] else "")
         lines.append(f"| {ours['name']}, {other['name']} | {_budget_text(data['budget'])} | "
