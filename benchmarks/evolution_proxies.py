@@ -9,7 +9,8 @@ score) and a --steps fine-tune first (`--finalist-steps`), each the mean over th
 search's finalist draws. Reports each proxy's rank correlation with the retrained means,
 over all of them and among the picks of the searches at one budget.
 --epochs picks the retraining length compared with (2 by default). Results:
-benchmarks/results/evolution_proxies.json, or evolution_proxies_6epochs.json for --epochs 6.
+benchmarks/results/evolution_proxies.json, with _6epochs for --epochs 6
+and _100steps for --steps 100 in its name.
 """
 
 import argparse
@@ -28,7 +29,7 @@ from benchmarks.common import RESULTS, machine, save  # noqa: E402
 from search.__main__ import parser as search_parser  # noqa: E402
 from search.evolution import finalists  # noqa: E402
 from search.evolution.run import (  # noqa: E402
-    SUPERNET_WEIGHTS, calibration_draws, finalist_fine_tune, prepared_supernet)
+    SUPERNET_WEIGHTS, calibration_draws, fine_tune, prepared_supernet)
 from search.evolution.space import SearchSpace  # noqa: E402
 
 
@@ -61,6 +62,14 @@ def _is_search_pick(name: str) -> bool:
     return not (name in ("dense", "depthwise") or name.endswith("-matched"))
 
 
+DEFAULT_STEPS = 300
+
+
+def _cache_name(proxy: str, steps: int) -> str:
+    """Each fine-tune length keeps its own scores: one never overwrites another's."""
+    return proxy if proxy == "recalibrated" else f"{proxy}-{steps}steps"
+
+
 def spearman(a, b) -> float:
     ranks = [np.argsort(np.argsort(x)) for x in (a, b)]
     return float(np.corrcoef(*ranks)[0, 1])
@@ -71,7 +80,7 @@ def main(argv=None):
     parser.add_argument("--search-dir", default="runs/evolution-3.3M",
                         help="a search dir whose supernet.h5 (uniform sampling) scores; "
                              "trained there with the search's defaults if absent")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--epochs", type=int, default=2,
                         help="the retraining length whose results to compare with")
     args = parser.parse_args(argv)
@@ -86,10 +95,11 @@ def main(argv=None):
     rows = retrained_configurations(epochs=args.epochs)
     scored = {}
     for proxy, tuning in (("recalibrated", None),
-                          ("fine_tuned", finalist_fine_tune(settings, train_x, train_y))):
+                          ("fine_tuned", fine_tune(settings, train_x, train_y, args.steps))):
         scored[proxy] = {tuple(r["groups"]): r["rescore_mean"] for r in finalists.rescore(
             supernet, rows, draws=draws, val_images=val_x, val_labels=val_y,
-            cache_dir=search_dir / "proxies" / proxy, fine_tune=tuning)}
+            cache_dir=search_dir / "proxies" / _cache_name(proxy, args.steps),
+            fine_tune=tuning)}
     def correlations(subset):
         return {p: spearman([s[tuple(r["groups"])] for r in subset],
                             [r["retrained_top1"] for r in subset]) for p, s in scored.items()}
@@ -116,7 +126,8 @@ def main(argv=None):
               f"fine-tuned {100 * row['fine_tuned']:.2f}")
     print(f"rank correlation with the retrained means: {report['spearman_with_retrained']}; "
           f"among one budget's search picks: {report['spearman_within_budget']}")
-    name = "evolution_proxies" + ("" if args.epochs == 2 else f"_{args.epochs}epochs")
+    name = ("evolution_proxies" + ("" if args.epochs == 2 else f"_{args.epochs}epochs")
+            + ("" if args.steps == DEFAULT_STEPS else f"_{args.steps}steps"))
     print(f"saved {save(name, report)}")
 
 

@@ -126,18 +126,21 @@ def search_settings(args) -> dict:
     return {"strategy": args.strategy, "budget": budget_of(args), "population": args.population,
             "sample_size": args.sample_size, "mutation_rate": args.mutation_rate,
             "crossover": args.crossover, "seed": args.seed, "val_examples": args.val_examples,
-            "calibration_batches": args.calibration_batches}
+            "calibration_batches": args.calibration_batches,
+            # Only when set: searches started before --trial-steps existed still resume.
+            **({"trial_steps": args.trial_steps} if args.trial_steps else {})}
 
 
-FINALIST_LEARNING_RATE = 5e-4  # --finalist-steps: a quarter of the supernet's, decayed to 0
+FINE_TUNE_LEARNING_RATE = 5e-4  # a quarter of the supernet's, decayed to 0
 
 
-def finalist_fine_tune(args, images, labels) -> dict | None:
-    """`finalists.rescore`'s `fine_tune` for --finalist-steps (None: score the shared weights)."""
-    if not args.finalist_steps:
+def fine_tune(args, images, labels, steps: int) -> dict | None:
+    """The arguments of `Supernet.fine_tuned` for `steps` (--trial-steps, --finalist-steps),
+    as the tuner and `finalists.rescore` take them; None for 0: score the shared weights."""
+    if not steps:
         return None
-    return dict(images=images, labels=labels, steps=args.finalist_steps,
-                batch_size=args.batch_size, learning_rate=FINALIST_LEARNING_RATE, seed=args.seed)
+    return dict(images=images, labels=labels, steps=steps, batch_size=args.batch_size,
+                learning_rate=FINE_TUNE_LEARNING_RATE, seed=args.seed)
 
 
 def prepared_supernet(args, space: SearchSpace, output_dir: Path, configurations=None):
@@ -162,10 +165,12 @@ def calibration_draws(args, images, rng, count: int) -> list:
 
 
 def run_search(args) -> dict:
-    if args.finalists < 0 or args.finalist_draws < 1 or args.finalist_steps < 0:
+    if (args.finalists < 0 or args.finalist_draws < 1 or args.finalist_steps < 0
+            or args.trial_steps < 0):
         raise ValueError(f"--finalists {args.finalists} --finalist-draws {args.finalist_draws} "
-                         f"--finalist-steps {args.finalist_steps}: give 0 or more finalists (0 "
-                         "picks the top trial), 1 or more draws and 0 or more steps.")
+                         f"--finalist-steps {args.finalist_steps} --trial-steps "
+                         f"{args.trial_steps}: give 0 or more finalists (0 picks the top "
+                         "trial), 1 or more draws and 0 or more steps.")
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     project_name = args.name or args.strategy
@@ -194,6 +199,7 @@ def run_search(args) -> dict:
     [search_draw] = calibration_draws(args, train_x, rng, 1)
     tuner = SupernetTuner(oracle, supernet=supernet, space=space, calibration_batches=search_draw,
                           val_images=val_x, val_labels=val_y,
+                          fine_tune=fine_tune(args, train_x, train_y, args.trial_steps),
                           directory=str(output_dir), project_name=project_name, overwrite=False)
     start = time.perf_counter()
     tuner.search(verbose=0)
@@ -205,7 +211,7 @@ def run_search(args) -> dict:
         draws = calibration_draws(args, train_x, rng, args.finalist_draws)
         rescored = finalists.rescore(supernet, finalists.top_trials(rows, args.finalists),
                                      draws=draws, val_images=val_x, val_labels=val_y,
-                                     fine_tune=finalist_fine_tune(args, train_x, train_y),
+                                     fine_tune=fine_tune(args, train_x, train_y, args.finalist_steps),
                                      cache_dir=Path(tuner.project_dir) / "finalists")
     results = plots.write_outputs(output_dir, rows, space, budget, project_name,
                                   rejected_over_budget=oracle.rejected_over_budget,

@@ -1,12 +1,14 @@
 """A keras-tuner Tuner that scores configurations with the supernet's shared weights.
 
 It overrides `run_trial` (keras-tuner's default path rejects tf-keras models) and keeps
-one supernet for all trials: set the groups, recompute BatchNorm statistics on training
-batches, measure validation accuracy, report it with the larq-counted costs.
+one supernet for all trials: set the groups, optionally train them alone for a few steps
+(`fine_tune`, the arguments of `Supernet.fine_tuned`), recompute BatchNorm statistics on
+training batches, measure validation accuracy, report it with the larq-counted costs.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from keras_tuner.engine import base_tuner
@@ -22,13 +24,14 @@ def config_from_values(values: dict, blocks: int) -> list:
 
 class SupernetTuner(base_tuner.BaseTuner):
     def __init__(self, oracle, *, supernet, space, calibration_batches, val_images, val_labels,
-                 **kwargs):
+                 fine_tune: dict | None = None, **kwargs):
         super().__init__(oracle=oracle, hypermodel=None, **kwargs)
         self.supernet = supernet
         self.space = space
         self.calibration_batches = calibration_batches
         self.val_images = val_images
         self.val_labels = val_labels
+        self.fine_tune = fine_tune
         self.evaluations_dir = Path(self.project_dir) / "evaluations"
         self.evaluations_dir.mkdir(parents=True, exist_ok=True)
 
@@ -49,8 +52,10 @@ class SupernetTuner(base_tuner.BaseTuner):
 
     def _evaluate(self, trial_id, groups) -> dict:
         self.supernet.set_groups(groups)
-        self.supernet.recalibrate_batch_norm(self.calibration_batches)
-        accuracy = self.supernet.accuracy(self.val_images, self.val_labels)
+        with (self.supernet.fine_tuned(**self.fine_tune) if self.fine_tune
+              else contextlib.nullcontext()):
+            self.supernet.recalibrate_batch_norm(self.calibration_batches)
+            accuracy = self.supernet.accuracy(self.val_images, self.val_labels)
         costs = self.space.costs(groups)
         latency = f"latency {costs[LATENCY]:.3f} ms  " if LATENCY in costs else ""
         print(f"[{self.tuner_id}] trial {trial_id}: val acc {100 * accuracy:.2f}%  "
