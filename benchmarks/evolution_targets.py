@@ -108,10 +108,13 @@ def widest_within_latency(kind: str, latency_ms: float, threads: int, search_dir
 
 def picked_by(best: dict) -> str:
     """How the search chose its pick (`{strategy}_best.json`), for the report's heading."""
+    trial_steps = best.get("trial_fine_tune_steps", 0)
+    scored = f"trials fine-tuned {trial_steps} steps; " if trial_steps else ""
     if "finalists" not in best:
-        return "top trial score"
+        return scored + "top trial score"
     steps = best.get("finalist_fine_tune_steps", 0)
-    return f"finalists fine-tuned {steps} steps, then re-scored" if steps else "re-scored finalists"
+    return scored + (f"finalists fine-tuned {steps} steps, then re-scored" if steps
+                     else "re-scored finalists")
 
 
 def main(argv=None):

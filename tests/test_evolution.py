@@ -566,6 +566,16 @@ def test_a_finished_search_re_picks_from_its_finalists_without_new_trials(tmp_pa
     assert best["groups"] == best["finalists"][0]["groups"]
     assert top_trial["groups"] in [f["groups"] for f in best["finalists"]]
     assert all(len(f["rescores"]) == 2 for f in best["finalists"])
-    assert best["finalist_fine_tune_steps"] == 1
+    assert best["finalist_fine_tune_steps"] == 1 and best["trial_fine_tune_steps"] == 0
     with pytest.raises(SystemExit, match="error: --finalists -1"):
         search_cli("--output-dir", str(out), "--finalists", "-1")
+
+
+def test_a_retraining_report_names_how_the_pick_was_scored():
+    from benchmarks.evolution_targets import picked_by
+
+    assert picked_by({"trial_fine_tune_steps": 0}) == "top trial score"
+    assert picked_by({"finalists": [{}], "finalist_fine_tune_steps": 0}) == "re-scored finalists"
+    assert picked_by({"trial_fine_tune_steps": 300, "finalists": [{}],
+                      "finalist_fine_tune_steps": 300}) == (
+        "trials fine-tuned 300 steps; finalists fine-tuned 300 steps, then re-scored")

@@ -67,7 +67,8 @@ def plot_pareto(rows, path) -> None:
 
 
 def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str, *,
-                  rejected_over_budget=None, finalists=None, finalist_steps=0) -> dict:
+                  rejected_over_budget=None, finalists=None, finalist_steps=0,
+                  trial_steps=0) -> dict:
     """`{prefix}_trials.json/.csv`, `{prefix}_pareto.png`, `{prefix}_best.json`.
 
     The best is the top finalist when the finalists were re-scored (`finalists.rescore`),
@@ -85,7 +86,7 @@ def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str
     result = {
         "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
         **{k: best[k] for k in (*COSTS, LATENCY) if k in best}, "budget": budget, "trials": len(rows),
-        "rejected_over_budget": rejected_over_budget,
+        "rejected_over_budget": rejected_over_budget, "trial_fine_tune_steps": trial_steps,
         "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
                     f"--model-config '{json.dumps(retrain_config)}'"),
     }

@@ -215,6 +215,7 @@ def run_search(args) -> dict:
                                      cache_dir=Path(tuner.project_dir) / "finalists")
     results = plots.write_outputs(output_dir, rows, space, budget, project_name,
                                   rejected_over_budget=oracle.rejected_over_budget,
-                                  finalists=rescored, finalist_steps=args.finalist_steps)
+                                  finalists=rescored, finalist_steps=args.finalist_steps,
+                                  trial_steps=args.trial_steps)
     results["search_seconds_this_run"] = time.perf_counter() - start
     return results
