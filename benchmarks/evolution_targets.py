@@ -151,19 +151,23 @@ def main(argv=None):
             width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads,
                                               search_dir)
             latency_matched.append((kind, width, ms))
-    uniform = {}  # (kind, width) -> its row: a width matched both ways is trained once
+    trained = {}  # (groups, width) -> its row: a network asked for twice is trained once
+    # (a width matched both ways, a configuration both searches picked)
+
+    def retrain_once(name, groups, form, width=0.5, run_name=None):
+        if (tuple(groups), width) not in trained:
+            trained[tuple(groups), width] = retrain(name, groups, form, args, width, run_name)
+        return {**trained[tuple(groups), width], "name": name}
 
     def retrain_uniform(name, kind, width):
         """One uniform network's runs per width, whatever it is matched to (and kept by its
         width: a comparison at another budget must not resume them)."""
-        if (kind, width) not in uniform:
-            form = "masked" if kind == "depthwise" else "grouped"  # groups=1: a plain conv
-            uniform[kind, width] = retrain(name, uniform_groups(kind, width), form, args, width,
-                                           run_name=f"{kind}-width{width:g}")
-        return {**uniform[kind, width], "name": name}
+        form = "masked" if kind == "depthwise" else "grouped"  # groups=1: a plain conv
+        return retrain_once(name, uniform_groups(kind, width), form, width,
+                            run_name=f"{kind}-width{width:g}")
 
     searched = {"evolution": (args.evolution, evolved), "random": (args.random, random_best)}
-    rows = [retrain(name, best["groups"], "masked", args)
+    rows = [retrain_once(name, best["groups"], "masked")
             for role, (name, best) in searched.items() if role in args.models]
     rows += [retrain_uniform(kind, kind, 0.5) for kind in ("depthwise", "dense")
              if kind in args.models]

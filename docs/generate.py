@@ -172,9 +172,17 @@ def evolution_summary_section(reports) -> list:
                      f"{len(ours.get('seeds', [0]))} | {data.get('picked_by', 'top trial score')} | "
                      f"{ours['binary_macs'] / 1e6:.2f}, {100 * ours['top1']:.2f} | "
                      f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
-                     f"{_gap(ours, other)} | {_baseline_cell(ours, by_name.get('dense-matched'))} | "
+                     f"{_pick_gap(ours, other)} | "
+                     f"{_baseline_cell(ours, by_name.get('dense-matched'))} | "
                      f"{_baseline_cell(ours, by_name.get('depthwise-matched'))} |")
     return lines
+
+
+def _pick_gap(ours, other) -> str:
+    """Evolution minus random; none by construction when both searches picked one network."""
+    if (ours["groups"], ours["width_multiplier"]) == (other["groups"], other["width_multiplier"]):
+        return "0 (both picked the same configuration)"
+    return _gap(ours, other)
 
 
 def _baseline_cell(ours, baseline) -> str:
