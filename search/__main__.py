@@ -69,8 +69,8 @@ def evolution_parser(sub):
                         "before re-scoring it (0: score the shared weights)")
     p.add_argument("--trial-steps", type=int, default=0,
                    help="train each trial alone this many steps from the shared weights before "
-                        "scoring it (0: score the shared weights); a truer score at 300 "
-                        "steps (docs/benchmarks.md), costing 45 s a trial on 2 cores")
+                        "scoring it (0: score the shared weights): a truer score at 300 "
+                        "steps (docs/benchmarks.md), and each trial then costs that training")
     p.add_argument("--output-dir", default="runs/evolution")
     p.add_argument("--name", help="the search's folder and output prefix under --output-dir "
                                   "(default: --strategy); searches there share one supernet")
