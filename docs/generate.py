@@ -415,8 +415,41 @@ def evolution_latency_search_section(data):
                     "where the measured latency must stay within it.", _machine(data)]
 
 
+def retraining_noise_section(reports) -> list:
+    """Every configuration retrained twice in separate runs with the same seeds and recipe:
+    their gap is the noise floor under any comparison of retrained networks."""
+    runs = {}  # (groups, width, epochs, seeds) -> the distinct per-seed results
+    for data in reports:
+        for m in data["models"]:
+            if "run_dirs" not in m:  # older reports: which runs they read is unknown
+                continue
+            key = (tuple(m["groups"]), m["width_multiplier"], data["epochs"], tuple(m["seeds"]))
+            results = runs.setdefault(key, [])
+            if m["top1_per_seed"] not in results:  # a run read again (or copied): once
+                results.append(m["top1_per_seed"])
+    repeated = {k: v for k, v in runs.items() if len(v) > 1}
+    if not repeated:
+        return []
+    lines = ["## Retraining noise: one configuration retrained twice",
+             "The same network, recipe and seeds, retrained in separate runs (another report) "
+             "on this CPU, whose training is not bit-reproducible; the gap between two runs is "
+             "the floor under every retrained comparison above.", "",
+             "| groups | width | epochs | seeds | first run: top-1 per seed (%) "
+             "| second run: top-1 per seed (%) | second minus first (points) |",
+             "|---|---|---|---|---|---|---|"]
+    for (groups, width, epochs, seeds), (first, second, *_) in repeated.items():
+        diffs = [100 * (b - a) for a, b in zip(first, second)]
+        lines.append(f"| {list(groups)} | {width:g} | {epochs} | {', '.join(map(str, seeds))} | "
+                     f"{', '.join(f'{100 * t:.2f}' for t in first)} | "
+                     f"{', '.join(f'{100 * t:.2f}' for t in second)} | "
+                     f"{', '.join(f'{d:+.2f}' for d in diffs)}; mean "
+                     f"{sum(diffs) / len(diffs):+.2f} |")
+    return lines
+
+
 # (results file pattern, renderer of all its files): sections before the per-file ones.
-SUMMARIES = (("evolution_targets*", evolution_summary_section),)
+SUMMARIES = (("evolution_targets*", evolution_summary_section),
+             ("evolution_targets*", retraining_noise_section))
 # (results file pattern, renderer): one section per matching file, e.g. per search setting.
 SECTIONS = (("training_throughput", training_section), ("inference", inference_section),
             ("evolution_targets*", evolution_section),

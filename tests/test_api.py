@@ -11,6 +11,8 @@ import pytest
 import zoo
 from zoo import build_model, get_record, list_models
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
 
 
@@ -85,8 +87,7 @@ def test_every_registered_model_has_a_larq_summary_and_its_generated_docs_row(mo
         main(["list", "--markdown"])
     generated = printed.getvalue()
     assert "| BinaryDenseNet28 |" in generated
-    root = Path(__file__).resolve().parents[1]
-    assert generated.strip() in (root / "docs" / "models.md").read_text(), (
+    assert generated.strip() in (ROOT / "docs" / "models.md").read_text(), (
         "docs/models.md is stale: run `make docs`."
     )
     records = list_models()
@@ -99,16 +100,32 @@ def test_every_registered_model_has_a_larq_summary_and_its_generated_docs_row(mo
         assert "Total params" in text and "Model size" in text, name
 
 
-def test_benchmark_docs_are_generated_from_the_committed_results():
-    """docs/benchmarks.md holds no number typed by hand: it is what the results render to."""
+def _docs_generator():
     import importlib.util
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("docs_generate", root / "docs" / "generate.py")
+    spec = importlib.util.spec_from_file_location("docs_generate", ROOT / "docs" / "generate.py")
     generate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generate)
-    assert generate.benchmarks_markdown() == (root / "docs" / "benchmarks.md").read_text(), (
+    return generate
+
+
+def test_benchmark_docs_are_generated_from_the_committed_results():
+    """docs/benchmarks.md holds no number typed by hand: it is what the results render to."""
+    generate = _docs_generator()
+    assert generate.benchmarks_markdown() == (ROOT / "docs" / "benchmarks.md").read_text(), (
         "docs/benchmarks.md is stale: run `make docs`.")
+
+
+def test_retraining_noise_lists_a_configuration_retrained_in_two_separate_runs():
+    def report(per_seed, run):
+        return {"epochs": 6, "models": [{"groups": [2, 4], "width_multiplier": 0.5,
+                                         "seeds": [0, 1], "top1_per_seed": per_seed,
+                                         "run_dirs": [run]}]}
+
+    section = _docs_generator().retraining_noise_section
+    assert section([report([0.8, 0.9], "a"), report([0.8, 0.9], "copy-of-a")]) == []
+    lines = section([report([0.8, 0.9], "a"), report([0.81, 0.88], "b")])
+    assert lines[-1].endswith("| +1.00, -2.00; mean -0.50 |")
 
 
 def test_import_after_keras3_tensorflow_explains_the_fix():

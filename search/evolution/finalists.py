@@ -12,11 +12,11 @@ scores are kept on disk, so a killed re-scoring resumes.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
 
+from search.evolution.supernet import tuned_if_asked
 from training.report import read_json, write_json
 
 
@@ -50,7 +50,7 @@ def rescore(supernet, rows: list, *, draws: list, val_images, val_labels, cache_
         else:
             supernet.set_groups(row["groups"])
             scores = []
-            with supernet.fine_tuned(**fine_tune) if fine_tune else contextlib.nullcontext():
+            with tuned_if_asked(supernet, fine_tune):
                 for batches in draws:
                     supernet.recalibrate_batch_norm(batches)
                     scores.append(supernet.accuracy(val_images, val_labels))

@@ -211,7 +211,8 @@ def run_search(args) -> dict:
         draws = calibration_draws(args, train_x, rng, args.finalist_draws)
         rescored = finalists.rescore(supernet, finalists.top_trials(rows, args.finalists),
                                      draws=draws, val_images=val_x, val_labels=val_y,
-                                     fine_tune=fine_tune(args, train_x, train_y, args.finalist_steps),
+                                     fine_tune=fine_tune(args, train_x, train_y,
+                                                         args.finalist_steps),
                                      cache_dir=Path(tuner.project_dir) / "finalists")
     results = plots.write_outputs(output_dir, rows, space, budget, project_name,
                                   rejected_over_budget=oracle.rejected_over_budget,

@@ -21,6 +21,12 @@ from search import data
 from search.evolution.space import SearchSpace
 
 
+def tuned_if_asked(supernet, fine_tune: dict | None):
+    """`supernet.fine_tuned(**fine_tune)`, or nothing for None: how a trial and a finalist
+    are scored, with or without their own training first."""
+    return supernet.fine_tuned(**fine_tune) if fine_tune else contextlib.nullcontext()
+
+
 class Supernet(tf.keras.Model):
     """Wraps the masked network; `train_step` samples a configuration first."""
 
@@ -45,6 +51,7 @@ class Supernet(tf.keras.Model):
         self.configurations = None if configurations is None else tf.constant(
             [space.validate(c) for c in configurations], tf.int32)
         self.rng = tf.random.Generator.from_seed(seed)
+        self._tuning_schedule = None  # (learning rate, steps) `fine_tuned` compiled for
 
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
@@ -114,7 +121,7 @@ class Supernet(tf.keras.Model):
         """Compile for `fine_tuned` once per schedule, then zero the optimizer's state (its
         step count too, so the schedule restarts): a compile per fine-tune would retrace
         the training step, which costs seconds of every trial."""
-        if getattr(self, "_tuning_schedule", None) == (learning_rate, steps):
+        if self._tuning_schedule == (learning_rate, steps):
             for variable in self.net.optimizer.variables:
                 variable.assign(tf.zeros_like(variable))
             return

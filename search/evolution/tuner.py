@@ -8,7 +8,6 @@ training batches, measure validation accuracy, report it with the larq-counted c
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from keras_tuner.engine import base_tuner
@@ -16,6 +15,7 @@ from keras_tuner.engine import base_tuner
 from training.report import read_json, write_json
 from search.evolution.oracle import gene_name
 from search.evolution.space import LATENCY
+from search.evolution.supernet import tuned_if_asked
 
 
 def config_from_values(values: dict, blocks: int) -> list:
@@ -52,8 +52,7 @@ class SupernetTuner(base_tuner.BaseTuner):
 
     def _evaluate(self, trial_id, groups) -> dict:
         self.supernet.set_groups(groups)
-        with (self.supernet.fine_tuned(**self.fine_tune) if self.fine_tune
-              else contextlib.nullcontext()):
+        with tuned_if_asked(self.supernet, self.fine_tune):
             self.supernet.recalibrate_batch_norm(self.calibration_batches)
             accuracy = self.supernet.accuracy(self.val_images, self.val_labels)
         costs = self.space.costs(groups)
