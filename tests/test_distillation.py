@@ -152,6 +152,8 @@ def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_pat
                                        "temperature": 2.0, "weights_sha256": shipped.top.sha256,
                                        "command": shipped.source}
     assert "val_distillation_loss" in summary["epochs"][0]
+    # The run's own arguments, not the command line of the process that called run().
+    assert summary["command"] == "python training/train.py " + " ".join(argv)
     student = build_model("BinaryDenseNetTiny", input_shape=(28, 28, 1), num_classes=10)
     weights_io.load_into(student, out / "final.h5", "BinaryDenseNetTiny")  # no teacher inside
 

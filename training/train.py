@@ -171,6 +171,9 @@ def parse_args(argv=None):
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # What the run records as its command: these arguments, also when a script (e.g. a
+    # benchmark) calls `run(parse_args([...]))` and its own command line would mislead.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.teacher_weights and not args.teacher:
         parser.error("--teacher-weights needs --teacher NAME: the model the file is for")
     if args.teacher_weights and len(args.teacher) > 1:
@@ -257,7 +260,7 @@ def run(args) -> dict:
 
     summary = summary or {
         **trains, "preprocessing": preprocessing,
-        "input_shape": list(input_shape), "command": _command_line(), "epochs": [],
+        "input_shape": list(input_shape), "command": _command_line(args.argv), "epochs": [],
     }
     if args.init_weights and "init_weights" not in summary:
         summary["init_weights"] = {"path": str(args.init_weights),
@@ -365,8 +368,8 @@ def _count_batches(dataset) -> int:
     return batches
 
 
-def _command_line() -> str:
-    return "python training/train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(argv: list) -> str:
+    return "python training/train.py " + " ".join(shlex.quote(a) for a in argv)
 
 
 def main(argv=None):
