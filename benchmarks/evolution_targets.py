@@ -13,7 +13,9 @@ the comparison at equal cost. With --match-latency they are retrained at the wid
 width whose whole network, measured in LCE, is within the evolved search's latency
 budget (a search with --budget-latency-ms; measure on a quiet machine). --evolution and
 --random name the searches to compare (their `--name` in `python -m search`, e.g. a
-random search under another budget). Results: benchmarks/results/evolution_targets.json.
+random search under another budget). --repeat N retrains the same networks in new runs
+(the retraining-noise table of docs/benchmarks.md). Results:
+benchmarks/results/evolution_targets.json.
 """
 
 import argparse
@@ -34,10 +36,11 @@ from training.report import read_json, write_json  # noqa: E402
 
 def retrain(name, groups, form, args, width=0.5, run_name=None):
     """Train the network once per seed (data order and initialisation); its score is the mean.
-    Runs are kept under `run_name` (default: name), so that a rerun resumes them."""
+    Runs are kept under `run_name` (default: name), so that a rerun resumes them; --repeat
+    N keeps them apart from the first runs, to train the same networks again."""
     config = {"groups": groups, "form": form, "width_multiplier": width}
     scores, seconds, run_dirs = [], 0.0, []
-    run_name = run_name or name
+    run_name = (run_name or name) + (f"-repeat{args.repeat}" if args.repeat else "")
     for seed in args.seeds:
         out = Path(args.search_dir) / (f"retrain-{run_name}" if seed == 0
                                        else f"retrain-{run_name}-seed{seed}")
@@ -135,6 +138,9 @@ def main(argv=None):
         parser.add_argument(f"--{strategy}", default=strategy,
                             help=f"the {strategy} search to compare (its --name): its "
                                  f"{{name}}_best.json in --search-dir (default: {strategy})")
+    parser.add_argument("--repeat", type=int, default=0, metavar="N",
+                        help="retrain in new runs (suffix -repeatN) rather than resume the "
+                             "first: the gap to the first runs is the retraining noise")
     parser.add_argument("--result", default="evolution_targets", type=result_name,
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
