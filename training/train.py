@@ -170,6 +170,11 @@ def parse_args(argv=None):
     parser.add_argument("--train-examples", type=int, help="use only the first N (smoke runs)")
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow op determinism: two runs with one --seed train the same "
+                             "weights (without it, CPU runs differ from the first steps), so "
+                             "comparisons paired by seed hold; no slower in a short "
+                             "BinaryMobileNet run on 2 cores")
     args = parser.parse_args(argv)
     # What the run records as its command: these arguments, also when a script (e.g. a
     # benchmark) calls `run(parse_args([...]))` and its own command line would mislead.
@@ -211,6 +216,8 @@ def run(args) -> dict:
         _check_resume_trains_the_same(output_dir, summary, trains)
         summary["recipe"] = trains["recipe"]  # --epochs may have extended the run
     tf.keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     preprocessing = datasets.preprocessing_for(record, spec)
     size = args.image_size or spec.input_shape[0]
@@ -261,6 +268,7 @@ def run(args) -> dict:
     summary = summary or {
         **trains, "preprocessing": preprocessing,
         "input_shape": list(input_shape), "command": _command_line(args.argv), "epochs": [],
+        **({"deterministic": True} if args.deterministic else {}),  # as the run started
     }
     if args.init_weights and "init_weights" not in summary:
         summary["init_weights"] = {"path": str(args.init_weights),
