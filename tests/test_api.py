@@ -126,6 +126,10 @@ def test_retraining_noise_lists_a_configuration_retrained_in_two_separate_runs()
     assert section([report([0.8, 0.9], "a"), report([0.8, 0.9], "copy-of-a")]) == []
     lines = section([report([0.8, 0.9], "a"), report([0.81, 0.88], "b")])
     assert lines[-1].endswith("| +1.00, -2.00; mean -0.50 |")
+    lines = section([report([0.8, 0.9], "a"), report([0.81, 0.88], "b"),
+                     report([0.79, 0.9], "c")])  # each repeat against the first run
+    assert lines[-2].endswith("| +1.00, -2.00; mean -0.50 |")
+    assert lines[-1].endswith("| -1.00, +0.00; mean -0.50 |")
 
 
 def test_import_after_keras3_tensorflow_explains_the_fix():
