@@ -34,7 +34,7 @@ from training import train  # noqa: E402
 from training.report import read_json, write_json  # noqa: E402
 
 
-def retrain(name, groups, form, args, width=0.5, run_name=None):
+def retrain(name, groups, form, args, width, run_name=None):
     """Train the network once per seed (data order and initialisation); its score is the mean.
     Runs are kept under `run_name` (default: name), so that a rerun resumes them; --repeat
     N keeps them apart from the first runs, to train the same networks again."""
@@ -109,6 +109,13 @@ def widest_within_latency(kind: str, latency_ms: float, threads: int, search_dir
     return fitting
 
 
+def searched_width(best: dict) -> float:
+    """The width multiplier a search ran at (`{strategy}_best.json`; one from before it was
+    recorded ran at its model's registered width)."""
+    return best.get("width_multiplier",
+                    zoo.get_record(best["model"]).config["width_multiplier"])
+
+
 def picked_by(best: dict) -> str:
     """How the search chose its pick (`{strategy}_best.json`), for the report's heading."""
     trial_steps = best.get("trial_fine_tune_steps", 0)
@@ -160,7 +167,7 @@ def main(argv=None):
     trained = {}  # (groups, width) -> its row: a network asked for twice is trained once
     # (a width matched both ways, a configuration both searches picked)
 
-    def retrain_once(name, groups, form, width=0.5, run_name=None):
+    def retrain_once(name, groups, form, width, run_name=None):
         if (tuple(groups), width) not in trained:
             trained[tuple(groups), width] = retrain(name, groups, form, args, width, run_name)
         return {**trained[tuple(groups), width], "name": name}
@@ -173,14 +180,14 @@ def main(argv=None):
                             run_name=f"{kind}-width{width:g}")
 
     searched = {"evolution": (args.evolution, evolved), "random": (args.random, random_best)}
-    rows = [retrain_once(name, best["groups"], "masked")
+    rows = [retrain_once(name, best["groups"], "masked", searched_width(best))
             for role, (name, best) in searched.items() if role in args.models]
-    rows += [retrain_uniform(kind, kind, 0.5) for kind in ("depthwise", "dense")
+    rows += [retrain_uniform(kind, kind, searched_width(evolved)) for kind in ("depthwise", "dense")
              if kind in args.models]
     for kind, width, ms in latency_matched:
         rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, width), "measured_ms": ms})
     if args.match_macs:
-        evolved_macs = binary_costs(evolved["groups"], 0.5)["binary_macs"]
+        evolved_macs = binary_costs(evolved["groups"], searched_width(evolved))["binary_macs"]
         for kind in ("depthwise", "dense"):
             rows.append(retrain_uniform(f"{kind}-matched", kind, widest_within(kind, evolved_macs)))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())

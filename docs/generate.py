@@ -152,12 +152,12 @@ def evolution_summary_section(reports) -> list:
              "Each row is one section below: the two searches' picks (same supernet, same "
              "number of trials) retrained from scratch with one recipe; the difference is "
              "evolution minus random, paired by seed, with its standard error.", "",
-             "| searches (--name) | budget | trials | epochs | seeds | picks by "
+             "| searches (--name) | budget | searched width | trials | epochs | seeds | picks by "
              "| evolution: binary MACs (M), top-1 (%) "
              "| random: binary MACs (M), top-1 (%) | difference (points) "
              "| all groups=1 within evolution's MACs: binary MACs (M), top-1 (%), difference "
              "| all depthwise within evolution's MACs: binary MACs (M), top-1 (%), difference |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for data in reports:
         by_name = {r["name"]: r for r in data["models"]}
         ours = data["models"][0]
@@ -168,7 +168,7 @@ def evolution_summary_section(reports) -> list:
         elsewhere = (f" ({random['name']}, under {_budget_text(random['budget'])})"
                      if random and random["budget"] != data["budget"] else "")
         lines.append(f"| {ours['name']}, {other['name']} | {_budget_text(data['budget'])} | "
-                     f"{data['search']['trials']} | {data['epochs']} | "
+                     f"{ours['width_multiplier']:g} | {data['search']['trials']} | {data['epochs']} | "
                      f"{len(ours.get('seeds', [0]))} | {data.get('picked_by', 'top trial score')} | "
                      f"{ours['binary_macs'] / 1e6:.2f}, {100 * ours['top1']:.2f} | "
                      f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "

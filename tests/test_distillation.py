@@ -158,7 +158,7 @@ def test_a_distilled_run_saves_the_student_alone_and_records_its_teacher(tmp_pat
     weights_io.load_into(student, out / "final.h5", "BinaryDenseNetTiny")  # no teacher inside
 
     # Resuming under another teacher setting is refused and leaves the record as it was.
-    with pytest.raises(SystemExit, match="resume it with the same --teacher and --float-twin"):
+    with pytest.raises(SystemExit, match="resume it with the same --teacher, --float-twin and --deterministic"):
         train.main(argv[:-1] + ["3", "--resume", "--epochs", "2"])
     assert json.loads((out / "metrics.json").read_text())["distillation"]["temperature"] == 2.0
     # Under the same one, the checkpoint (student, frozen teacher, optimizer) carries on.
@@ -265,7 +265,7 @@ def test_a_float_twin_trains_without_quantizers_and_teaches_as_one(tmp_path, mon
     np.testing.assert_allclose(teacher(images), as_float(images), atol=1e-6)
     assert described["float_twin"] is True and described["command"] == summary["command"]
 
-    with pytest.raises(SystemExit, match="resume it with the same --teacher and --float-twin"):
+    with pytest.raises(SystemExit, match="resume it with the same --teacher, --float-twin and --deterministic"):
         train.main([a for a in argv if a != "--float-twin"] + ["--resume", "--epochs", "2"])
     _check_float_twin_packaging(out, summary, tmp_path, monkeypatch)
 

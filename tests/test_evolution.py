@@ -571,6 +571,21 @@ def test_a_finished_search_re_picks_from_its_finalists_without_new_trials(tmp_pa
         search_cli("--output-dir", str(out), "--finalists", "-1")
 
 
+def test_a_search_at_another_width_records_it_for_its_retraining(tmp_path, eager_functions):
+    """At width 0.5 the pointwise convolutions take nine tenths of a 3.1M-MAC budget; a
+    narrower search leaves its groups room. Its pick is retrained at the width it was found."""
+    from benchmarks.evolution_targets import searched_width
+
+    out = tmp_path / "search"
+    search_cli("--output-dir", str(out), "--trials", "2", "--finalists", "0",
+               "--model-config", '{"width_multiplier": 0.25}')
+    best = json.loads((out / "evolution_best.json").read_text())
+    assert searched_width(best) == best["width_multiplier"] == 0.25
+    assert SearchSpace(width_multiplier=0.25).costs(best["groups"])["binary_macs"] == best["binary_macs"]
+    assert '"width_multiplier": 0.25' in best["retrain"]
+    assert searched_width({"model": "BinaryMobileNet-Depthwise"}) == 0.5  # before it was recorded
+
+
 def test_a_retraining_report_names_how_the_pick_was_scored():
     from benchmarks.evolution_targets import picked_by
 

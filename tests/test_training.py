@@ -428,3 +428,9 @@ def test_deterministic_runs_with_one_seed_train_the_same_weights(tmp_path):
     assert first["deterministic"] is True
     assert first["epochs"][0]["val_loss"] == second["epochs"][0]["val_loss"]
     assert first["final"]["sha256"] == second["final"]["sha256"]
+    # Resumed without it, the run would mix the two modes: refused, the record kept.
+    mixed = _run([a for a in args if a != "--deterministic"]
+                 + ["--output-dir", str(tmp_path / "a"), "--resume", "--epochs", "2"])
+    assert mixed.returncode != 0
+    assert "resume it with the same --teacher, --float-twin and --deterministic" in mixed.stderr
+    assert _metrics(tmp_path / "a") == first

@@ -268,12 +268,12 @@ def run(args) -> dict:
     summary = summary or {
         **trains, "preprocessing": preprocessing,
         "input_shape": list(input_shape), "command": _command_line(args.argv), "epochs": [],
-        **({"deterministic": True} if args.deterministic else {}),  # as the run started
     }
     if args.init_weights and "init_weights" not in summary:
         summary["init_weights"] = {"path": str(args.init_weights),
                                    "sha256": weights_io.sha256_of(args.init_weights)}
-    _record_options(summary, {"distillation": distillation, "float_twin": args.float_twin})
+    _record_options(summary, {"distillation": distillation, "float_twin": args.float_twin,
+                              "deterministic": args.deterministic})
     callbacks = [  # the recorder first: metrics never lag behind the checkpoint
         EpochRecorder(output_dir, summary, weights_name, steps_per_epoch * recipe.batch_size,
                       schedule, network),
@@ -355,15 +355,16 @@ def _check_resume_trains_the_same(output_dir: Path, summary: dict, trains: dict)
 
 
 def _record_options(summary: dict, options: dict) -> None:
-    """Note what trains the network (teacher, float twin) in the run's record, options that
-    are off left out; a resume must keep the options its run started with."""
+    """Note how the network trains (teacher, float twin, op determinism) in the run's record,
+    options that are off left out; a resume must keep the options its run started with."""
     started = {key: summary[key] for key in options if key in summary}
     options = {key: value for key, value in options.items() if value}
     if summary["epochs"] and started != options:
         raise ValueError(
-            f"This run was started with {started or 'neither a teacher nor --float-twin'}, "
-            f"not {options or 'neither'}; resume it with the same --teacher and --float-twin "
-            "options, or start a new --output-dir.")
+            f"This run was started with {started or 'no teacher, float twin or determinism'}, "
+            f"not {options or 'none of them'}; "
+            "resume it with the same --teacher, --float-twin and --deterministic options, or "
+            "start a new --output-dir.")
     summary.update(options)
 
 

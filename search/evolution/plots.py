@@ -84,7 +84,9 @@ def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str
     best = (finalists or top_trials(rows, 1))[0]
     retrain_config = {**space.model_config, "groups": best["groups"], "form": "masked"}
     result = {
-        "model": space.model_name, "groups": best["groups"], "val_accuracy": best["val_accuracy"],
+        "model": space.model_name, "groups": best["groups"],
+        "width_multiplier": space.network_config["width_multiplier"],
+        "val_accuracy": best["val_accuracy"],
         **{k: best[k] for k in (*COSTS, LATENCY) if k in best}, "budget": budget, "trials": len(rows),
         "rejected_over_budget": rejected_over_budget, "trial_fine_tune_steps": trial_steps,
         "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
