@@ -226,6 +226,9 @@ def binary_residual(x, conv, *, strides: int = 1, activation=None):
     return residual_activation(activation)(y)
 
 
+MAX_GROUP_SIZE = 16  # MaskedGroupConv2D's default band: the evolutionary search's widest group
+
+
 class MaskedGroupConv2D(tf.keras.layers.Layer):
     """A binary KxK group convolution (channels in = out) whose group count can change.
 
@@ -243,7 +246,7 @@ class MaskedGroupConv2D(tf.keras.layers.Layer):
     """
 
     def __init__(self, channels, kernel_size, quantization: BinaryQuantization, *,
-                 groups, strides=1, max_group_size=16, **kwargs):
+                 groups, strides=1, max_group_size=MAX_GROUP_SIZE, **kwargs):
         super().__init__(**kwargs)
         self.channels, self.kernel_size, self.strides = channels, kernel_size, strides
         # The band width: the largest divisor of the channels up to max_group_size.

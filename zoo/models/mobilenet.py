@@ -65,8 +65,12 @@ def binary_group_conv(channels: int, groups: int, strides: int, block: int):
 
 
 def masked_group_conv(channels: int, groups: int, strides: int, block: int):
-    """The same convolution as one masked dense kernel: the fast form to train on a CPU."""
-    return layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups, strides=strides)
+    """The same convolution as one masked dense kernel: the fast form to train on a CPU.
+    Its band is the default one, or the group where the group is wider (a search with
+    --channels-per-group above 16)."""
+    return layers.MaskedGroupConv2D(channels, 3, quantizers.APPROX_SIGN, groups=groups,
+                                    strides=strides,
+                                    max_group_size=max(layers.MAX_GROUP_SIZE, channels // groups))
 
 
 GROUP_CONV_FORMS = {"grouped": binary_group_conv, "masked": masked_group_conv}
