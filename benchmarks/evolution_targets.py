@@ -37,15 +37,19 @@ from training.report import read_json, write_json  # noqa: E402
 def retrain(name, groups, form, args, width, run_name=None):
     """Train the network once per seed (data order and initialisation); its score is the mean.
     Runs are kept under `run_name` (default: name), so that a rerun resumes them; --repeat
-    N keeps them apart from the first runs, to train the same networks again."""
+    N keeps them apart from the first runs, to train the same networks again, and
+    --deterministic from runs that trained without op determinism."""
     config = {"groups": groups, "form": form, "width_multiplier": width}
     scores, seconds, run_dirs = [], 0.0, []
-    run_name = (run_name or name) + (f"-repeat{args.repeat}" if args.repeat else "")
+    run_name = ((run_name or name) + ("-deterministic" if args.deterministic else "")
+                + (f"-repeat{args.repeat}" if args.repeat else ""))
     for seed in args.seeds:
         out = Path(args.search_dir) / (f"retrain-{run_name}" if seed == 0
                                        else f"retrain-{run_name}-seed{seed}")
         argv = ["fashion_mnist", "--model", "BinaryMobileNet-Depthwise", "--epochs", str(args.epochs),
                 "--model-config", json.dumps(config), "--seed", str(seed), "--output-dir", str(out)]
+        if args.deterministic:
+            argv.append("--deterministic")
         if (out / "metrics.json").exists():
             argv.append("--resume")
         summary = train.run(train.parse_args(argv))
@@ -148,6 +152,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=0, metavar="N",
                         help="retrain in new runs (suffix -repeatN) rather than resume the "
                              "first: the gap to the first runs is the retraining noise")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="retrain with train.py --deterministic, so that a seed trains "
+                             "one network (runs of their own: suffix -deterministic)")
     parser.add_argument("--result", default="evolution_targets", type=result_name,
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
@@ -197,7 +204,8 @@ def main(argv=None):
     by_name = {r["name"]: r for r in rows}
     ours = by_name[args.evolution]
     report = {
-        "machine": machine(), "epochs": args.epochs, "models": rows,
+        "machine": machine(), "epochs": args.epochs, "deterministic": args.deterministic,
+        "models": rows,
         "budget": evolved["budget"],
         "picked_by": picked_by(evolved),
         "random_search": {"name": args.random, "budget": random_best["budget"],

@@ -75,6 +75,7 @@ def evolution_section(data):
     seeds = data["models"][0].get("seeds", [0])
     lines = [f"## Evolutionary group search: retrained from scratch for {data['epochs']} "
              f"epochs, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+             + (" (deterministic)" if data.get("deterministic") else "")
              + (f", picks by {data['picked_by']}" if "picked_by" in data else "")
              + f", budget {_budget_text(data['budget'])}"
              + (", supernet trained within it"

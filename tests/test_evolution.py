@@ -587,6 +587,30 @@ def test_a_search_at_another_width_records_it_for_its_retraining(tmp_path, eager
     assert searched_width({"model": "BinaryMobileNet-Depthwise"}) == 0.5  # before it was recorded
 
 
+def test_deterministic_retraining_runs_apart_from_the_runs_without_it(tmp_path, monkeypatch):
+    """train.py refuses to resume a run under another --deterministic mode, so the
+    benchmark keeps such runs in folders of their own."""
+    import argparse
+
+    from benchmarks import evolution_targets
+
+    calls = []
+
+    def fake_run(args):
+        calls.append(args)
+        return {"final": {"top1": 0.5 + 0.1 * args.seed}, "wall_time_seconds": 1.0}
+
+    monkeypatch.setattr(evolution_targets.train, "run", fake_run)
+    args = argparse.Namespace(search_dir=str(tmp_path), seeds=[0, 1], epochs=1, repeat=0,
+                              deterministic=True)
+    row = evolution_targets.retrain("evolution", [8] * 13, "masked", args, 0.25)
+    assert all(call.deterministic for call in calls)
+    assert [Path(call.output_dir).name for call in calls] == [
+        "retrain-evolution-deterministic", "retrain-evolution-deterministic-seed1"]
+    assert row["top1"] == pytest.approx(0.55) and row["width_multiplier"] == 0.25
+    assert row["binary_macs"] == SearchSpace(width_multiplier=0.25).costs([8] * 13)["binary_macs"]
+
+
 def test_a_retraining_report_names_how_the_pick_was_scored():
     from benchmarks.evolution_targets import picked_by
 
