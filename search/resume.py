@@ -15,16 +15,30 @@ class CorruptSearchError(RuntimeError):
     """The search directory exists but cannot be read as a search, or not as this one."""
 
 
-class AtomicSaves:
-    """Mixin for a keras-tuner Oracle: write oracle.json and each trial.json through a
-    temporary file and a rename. keras-tuner rewrites them in place, so a kill during a
-    write left an empty trial.json, and a search that could not resume (seen in CI)."""
+class KillSafeOracle:
+    """Mixin for a keras-tuner Oracle, so that a search killed at any point resumes whole.
+
+    - oracle.json and each trial.json are written through a temporary file and a rename:
+      keras-tuner rewrites them in place, so a kill during a write left an empty
+      trial.json, and a search that could not resume (seen in CI).
+    - keras-tuner writes a new trial's trial.json before the oracle.json that lists it as
+      ongoing: a kill between the two left a running trial that no tuner would retry but
+      that counted against --trials (seen in CI: 5 of 6 trials). `reload` retries it.
+    """
 
     def save(self):
         write_json(self._get_oracle_fname(), self.get_state())
 
     def _save_trial(self, trial):
         write_json(Path(self._get_trial_dir(trial.trial_id)) / "trial.json", trial.get_state())
+
+    def reload(self):
+        from keras_tuner.engine.trial import TrialStatus
+
+        super().reload()  # queues the trials oracle.json lists as ongoing for a retry
+        self._retry_queue += [trial.trial_id for trial in self.trials.values()
+                              if trial.status == TrialStatus.RUNNING
+                              and trial.trial_id not in self._retry_queue]
 
 
 def check_readable(output_dir: Path, project_name: str) -> None:

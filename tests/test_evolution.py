@@ -344,6 +344,30 @@ def test_a_kill_while_saving_leaves_the_previous_trial_and_oracle_files_whole(tm
     assert all(json.loads(text) for text in before)
 
 
+def test_a_trial_killed_before_the_oracle_listed_it_is_retried_on_resume(tmp_path, monkeypatch):
+    """keras-tuner writes a new trial's trial.json, then oracle.json: killed in between,
+    the trial was never retried yet counted against max_trials (seen in CI)."""
+    oracle = make_oracle(tmp_path)
+    done = oracle.create_trial("tuner0")
+    oracle.update_trial(done.trial_id, {"val_accuracy": 0.5})
+    oracle.end_trial(done)
+
+    def killed():
+        raise KeyboardInterrupt("killed before oracle.json listed the new trial")
+
+    monkeypatch.setattr(oracle, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        oracle.create_trial("tuner0")
+    orphan = [p.parent.name for p in (tmp_path / "search").glob("trial_*/trial.json")]
+    assert len(orphan) == 2
+
+    resumed = make_oracle(tmp_path)
+    resumed.reload()
+    retried = resumed.create_trial("tuner0")
+    assert f"trial_{retried.trial_id}" in orphan and retried.trial_id != done.trial_id
+    assert retried.status == "RUNNING"
+
+
 def search_cli(*flags):
     """`python -m search` with SEARCH's flags, in this process; without --eager, which would
     switch eager execution on for the tests that follow in it."""

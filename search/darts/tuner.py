@@ -18,10 +18,10 @@ from keras_tuner.engine import base_tuner
 import zoo
 from search.darts import plots
 from search.darts.search import BilevelSearch, DartsConfig
-from search.resume import AtomicSaves, check_readable, check_same_settings
+from search.resume import KillSafeOracle, check_readable, check_same_settings
 
 
-class RandomSearchOracle(AtomicSaves, kt.oracles.RandomSearchOracle):
+class RandomSearchOracle(KillSafeOracle, kt.oracles.RandomSearchOracle):
     """keras-tuner's random search, with files that survive a kill."""
 
 

@@ -14,7 +14,7 @@ import random
 
 import keras_tuner as kt
 
-from search.resume import AtomicSaves
+from search.resume import KillSafeOracle
 
 MAX_ATTEMPTS = 2000
 
@@ -27,7 +27,7 @@ def gene_name(block: int) -> str:
     return f"groups_{block:02d}"
 
 
-class AgingEvolutionOracle(AtomicSaves, kt.Oracle):
+class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
     def __init__(self, choices, cost_fn, budget: dict, *, population_size=20, sample_size=5,
                  mutation_rate=0.1, crossover=False, max_trials=100, seed=0, **kwargs):
         super().__init__(objective=kt.Objective("val_accuracy", "max"),
