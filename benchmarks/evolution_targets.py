@@ -189,12 +189,13 @@ def main(argv=None):
     searched = {"evolution": (args.evolution, evolved), "random": (args.random, random_best)}
     rows = [retrain_once(name, best["groups"], "masked", searched_width(best))
             for role, (name, best) in searched.items() if role in args.models]
-    rows += [retrain_uniform(kind, kind, searched_width(evolved)) for kind in ("depthwise", "dense")
+    evolved_width = searched_width(evolved)
+    rows += [retrain_uniform(kind, kind, evolved_width) for kind in ("depthwise", "dense")
              if kind in args.models]
     for kind, width, ms in latency_matched:
         rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, width), "measured_ms": ms})
     if args.match_macs:
-        evolved_macs = binary_costs(evolved["groups"], searched_width(evolved))["binary_macs"]
+        evolved_macs = binary_costs(evolved["groups"], evolved_width)["binary_macs"]
         for kind in ("depthwise", "dense"):
             rows.append(retrain_uniform(f"{kind}-matched", kind, widest_within(kind, evolved_macs)))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())

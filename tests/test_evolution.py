@@ -350,6 +350,7 @@ def test_a_trial_killed_before_the_oracle_listed_it_is_retried_on_resume(tmp_pat
     oracle = make_oracle(tmp_path)
     done = oracle.create_trial("tuner0")
     oracle.update_trial(done.trial_id, {"val_accuracy": 0.5})
+    done.status = "COMPLETED"  # as the tuner ends a scored trial
     oracle.end_trial(done)
 
     def killed():
