@@ -8,13 +8,16 @@ depthwise, all groups = 1), then reports test top-1 against binary MACs (larq) a
 search's own time. With --seeds each is retrained once per seed and the means compared:
 one 2-epoch run differs from the next by about as much as the top configurations do.
 With --match-macs the uniform baselines are also retrained at the widest width
-multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved network's:
-the comparison at equal cost. With --match-latency they are retrained at the widest
+multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved network's;
+with --equal-macs at the narrowest multiple of 1/256 whose binary MACs reach it, so that
+the evolved network is at equal or lower cost (the issue's target). With --match-latency they are retrained at the widest
 width whose whole network, measured in LCE, is within the evolved search's latency
 budget (a search with --budget-latency-ms; measure on a quiet machine). --evolution and
 --random name the searches to compare (their `--name` in `python -m search`, e.g. a
 random search under another budget). --repeat N retrains the same networks in new runs
-(the retraining-noise table of docs/benchmarks.md). Results:
+(the retraining-noise table of docs/benchmarks.md). --reuse REPORT takes the networks an
+earlier report retrained with the same recipe and seeds from it rather than training them
+again (its rows say so). Results:
 benchmarks/results/evolution_targets.json.
 """
 
@@ -27,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zoo  # noqa: E402
 
-from benchmarks.common import machine, result_name, save  # noqa: E402
+from benchmarks.common import load, machine, result_name, save  # noqa: E402
 from search.evolution import latency  # noqa: E402
 from search.evolution.space import SearchSpace  # noqa: E402
 from training import train  # noqa: E402
@@ -63,6 +66,21 @@ def retrain(name, groups, form, args, width, run_name=None):
             "train_seconds": seconds, "run_dirs": run_dirs}
 
 
+def reusable_rows(report_name: str, args) -> dict:
+    """The rows of an earlier report whose recipe and seeds are this run's, by (groups,
+    width): networks it measured need not be trained again."""
+    report = load(report_name)
+    if report is None:
+        raise SystemExit(f"--reuse {report_name}: no benchmarks/results/{report_name}.json")
+    if (report["epochs"], report.get("deterministic", False)) != (args.epochs, args.deterministic):
+        raise SystemExit(f"--reuse {report_name}: it retrained {report['epochs']} epochs "
+                         f"(deterministic: {report.get('deterministic', False)}), this run "
+                         f"{args.epochs} (deterministic: {args.deterministic}); reuse a report "
+                         "with this recipe")
+    return {(tuple(r["groups"]), r["width_multiplier"]): {**r, "reused_from": report_name}
+            for r in report["models"] if r["seeds"] == args.seeds}
+
+
 def binary_costs(groups, width) -> dict:
     """The search's own cost count (larq), for the network at this width."""
     return SearchSpace(width_multiplier=width).costs(groups)
@@ -80,6 +98,22 @@ def widest_within(kind: str, binary_macs: float) -> float:
     if not fitting:
         raise SystemExit(f"no width of the {kind} network fits {binary_macs:,.0f} binary MACs")
     return max(fitting)
+
+
+def narrowest_reaching(kind: str, binary_macs: float) -> float:
+    """The narrowest multiple of 1/256 at which the uniform network costs at least
+    binary_macs: the evolved network is then at equal or lower cost than the baseline, and
+    the baseline at most one step of width above it. Bisection: cost grows with width."""
+    low, high = 8, 512
+    if binary_costs(uniform_groups(kind, high / 256), high / 256)["binary_macs"] < binary_macs:
+        raise SystemExit(f"no width of the {kind} network reaches {binary_macs:,.0f} binary MACs")
+    while low < high:
+        k = (low + high) // 2
+        if binary_costs(uniform_groups(kind, k / 256), k / 256)["binary_macs"] >= binary_macs:
+            high = k
+        else:
+            low = k + 1
+    return low / 256
 
 
 def widest_within_latency(kind: str, latency_ms: float, threads: int, search_dir: Path) -> tuple:
@@ -142,6 +176,9 @@ def main(argv=None):
     parser.add_argument("--match-macs", action="store_true",
                         help="also retrain both uniform baselines widened or narrowed to the "
                              "evolved network's binary MACs")
+    parser.add_argument("--equal-macs", action="store_true",
+                        help="also retrain both uniform baselines at the narrowest width whose "
+                             "binary MACs reach the evolved network's")
     parser.add_argument("--match-latency", action="store_true",
                         help="also retrain both uniform baselines at the widest width within "
                              "the evolved search's latency budget, measured in LCE")
@@ -155,9 +192,14 @@ def main(argv=None):
     parser.add_argument("--deterministic", action="store_true",
                         help="retrain with train.py --deterministic, so that a seed trains "
                              "one network (runs of their own: suffix -deterministic)")
+    parser.add_argument("--reuse", type=result_name, metavar="REPORT",
+                        help="take networks that this earlier report (benchmarks/results/"
+                             "REPORT.json) retrained with the same recipe and seeds from it")
     parser.add_argument("--result", default="evolution_targets", type=result_name,
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
+    if args.reuse and args.repeat:
+        parser.error("--repeat trains the networks again; it cannot --reuse a report's runs")
     search_dir = Path(args.search_dir)
     evolved = json.loads((search_dir / f"{args.evolution}_best.json").read_text())
     random_best = json.loads((search_dir / f"{args.random}_best.json").read_text())
@@ -171,8 +213,9 @@ def main(argv=None):
             width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads,
                                               search_dir)
             latency_matched.append((kind, width, ms))
-    trained = {}  # (groups, width) -> its row: a network asked for twice is trained once
-    # (a width matched both ways, a configuration both searches picked)
+    # (groups, width) -> its row: a network asked for twice is trained once (a width
+    # matched both ways, a configuration both searches picked, one an earlier report has)
+    trained = reusable_rows(args.reuse, args) if args.reuse else {}
 
     def retrain_once(name, groups, form, width, run_name=None):
         if (tuple(groups), width) not in trained:
@@ -194,10 +237,13 @@ def main(argv=None):
              if kind in args.models]
     for kind, width, ms in latency_matched:
         rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, width), "measured_ms": ms})
+    evolved_macs = binary_costs(evolved["groups"], evolved_width)["binary_macs"]
     if args.match_macs:
-        evolved_macs = binary_costs(evolved["groups"], evolved_width)["binary_macs"]
         for kind in ("depthwise", "dense"):
             rows.append(retrain_uniform(f"{kind}-matched", kind, widest_within(kind, evolved_macs)))
+    if args.equal_macs:
+        for kind in ("depthwise", "dense"):
+            rows.append(retrain_uniform(f"{kind}-equal", kind, narrowest_reaching(kind, evolved_macs)))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
     supernet_settings = search_dir / "supernet.json"  # absent: a search before budget sampling
     sampling = (json.loads(supernet_settings.read_text())["sampling"]

@@ -83,8 +83,10 @@ def evolution_section(data):
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
              f"{data['search']['trials']} trials; every model retrained {data['epochs']} epochs "
              "with one recipe. \"-matched\": a uniform baseline at the widest width whose binary "
-             "MACs do not exceed the evolved network's; \"-latency-matched\": the widest whose "
-             "whole network measures within the latency budget in LCE."
+             "MACs do not exceed the evolved network's; \"-equal\": at the narrowest (in steps of "
+             "1/256) whose binary MACs reach it, so that the evolved network is at equal or "
+             "lower cost; \"-latency-matched\": the widest whose whole network measures within "
+             "the latency budget in LCE." + _reused(data["models"])
              + _random_search(data), "",
              *_evolution_table(data["models"])]
     skipped = data.get("not_retrained") or []
@@ -92,6 +94,15 @@ def evolution_section(data):
               f"{data['evolution_macs_not_above']}."
               + (f" Not retrained: {', '.join(skipped)}." if skipped else "") + f" {_machine(data)}"]
     return lines
+
+
+def _reused(models) -> str:
+    """Which rows an earlier report measured (evolution_targets.py --reuse)."""
+    sources = sorted({r["reused_from"] for r in models if "reused_from" in r})
+    if not sources:
+        return ""
+    names = ", ".join(r["name"] for r in models if "reused_from" in r)
+    return f" Taken from {', '.join(sources)}, not retrained again: {names}."
 
 
 def _budget_text(budget: dict) -> str:
@@ -156,8 +167,10 @@ def evolution_summary_section(reports) -> list:
              "| searches (--name) | budget | searched width | trials | epochs | seeds | picks by "
              "| evolution: binary MACs (M), top-1 (%) "
              "| random: binary MACs (M), top-1 (%) | difference (points) "
-             "| all groups=1 within evolution's MACs: binary MACs (M), top-1 (%), difference "
-             "| all depthwise within evolution's MACs: binary MACs (M), top-1 (%), difference |",
+             "| all groups=1 at evolution's MACs or above (else within): binary MACs (M), "
+             "top-1 (%), difference "
+             "| all depthwise at evolution's MACs or above (else within): binary MACs (M), "
+             "top-1 (%), difference |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for data in reports:
         by_name = {r["name"]: r for r in data["models"]}
@@ -174,8 +187,8 @@ def evolution_summary_section(reports) -> list:
                      f"{ours['binary_macs'] / 1e6:.2f}, {100 * ours['top1']:.2f} | "
                      f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
                      f"{_pick_gap(ours, other)} | "
-                     f"{_baseline_cell(ours, by_name.get('dense-matched'))} | "
-                     f"{_baseline_cell(ours, by_name.get('depthwise-matched'))} |")
+                     f"{_baseline_cell(ours, by_name, 'dense')} | "
+                     f"{_baseline_cell(ours, by_name, 'depthwise')} |")
     return lines
 
 
@@ -186,7 +199,10 @@ def _pick_gap(ours, other) -> str:
     return _gap(ours, other)
 
 
-def _baseline_cell(ours, baseline) -> str:
+def _baseline_cell(ours, by_name, kind) -> str:
+    """The uniform baseline at the evolved network's cost: the one that reaches it (the
+    issue's comparison) where retrained, else the widest within it."""
+    baseline = by_name.get(f"{kind}-equal") or by_name.get(f"{kind}-matched")
     if baseline is None:
         return "not retrained"
     return (f"{baseline['binary_macs'] / 1e6:.2f}, {100 * baseline['top1']:.2f}, "

@@ -644,3 +644,38 @@ def test_a_retraining_report_names_how_the_pick_was_scored():
     assert picked_by({"trial_fine_tune_steps": 300, "finalists": [{}],
                       "finalist_fine_tune_steps": 300}) == (
         "trials fine-tuned 300 steps; finalists fine-tuned 300 steps, then re-scored")
+
+
+def test_an_equal_cost_baseline_is_the_narrowest_width_that_reaches_the_evolved_cost(monkeypatch):
+    """The issue's target puts the evolved network at equal or lower binary MACs than each
+    baseline: the baseline must reach its cost, and one step narrower must not."""
+    from benchmarks import evolution_targets
+
+    monkeypatch.setattr(evolution_targets, "binary_costs",
+                        lambda groups, width: {"binary_macs": 1e8 * width ** 2})
+    width = evolution_targets.narrowest_reaching("dense", 3.6e6)
+    assert 1e8 * width ** 2 >= 3.6e6 > 1e8 * (width - 1 / 256) ** 2
+    assert (256 * width).is_integer()
+    with pytest.raises(SystemExit, match="no width of the dense network reaches"):
+        evolution_targets.narrowest_reaching("dense", 1e9)
+
+
+def test_reuse_takes_an_earlier_reports_networks_only_with_its_recipe(monkeypatch):
+    import argparse
+
+    from benchmarks import evolution_targets
+
+    row = {"name": "evolution", "groups": [8] * 13, "width_multiplier": 0.5, "seeds": [0, 1],
+           "top1": 0.85}
+    other_seeds = {**row, "groups": [1] * 13, "seeds": [0]}
+    monkeypatch.setattr(evolution_targets, "load", lambda name: {
+        "epochs": 6, "deterministic": False, "models": [row, other_seeds]} if name == "old" else None)
+    args = argparse.Namespace(epochs=6, deterministic=False, seeds=[0, 1])
+    reused = evolution_targets.reusable_rows("old", args)
+    assert list(reused) == [((8,) * 13, 0.5)]
+    assert reused[(8,) * 13, 0.5] == {**row, "reused_from": "old"}
+    with pytest.raises(SystemExit, match="it retrained 6 epochs .* this run 3"):
+        evolution_targets.reusable_rows("old", argparse.Namespace(epochs=3, deterministic=False,
+                                                                  seeds=[0, 1]))
+    with pytest.raises(SystemExit, match="no benchmarks/results/missing.json"):
+        evolution_targets.reusable_rows("missing", args)
