@@ -37,6 +37,14 @@ def machine() -> dict:
     }
 
 
+def budget_text(budget: dict) -> str:
+    """A search budget ({"binary_macs": 3.1e6, ...}) as a reader writes it: 3.1M binary MACs."""
+    units = {"binary_macs": "M binary MACs", "float_macs": "M float MACs", "memory_mb": " MB",
+             "latency_ms": " ms LCE latency"}
+    return ", ".join(f"{value / 1e6 if key.endswith('macs') else value:g}{units[key]}"
+                     for key, value in budget.items())
+
+
 def median(values) -> float:
     return float(statistics.median(values))
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import zoo  # noqa: E402,F401  (Keras 2 before TensorFlow)
+import zoo  # noqa: E402  (Keras 2 before TensorFlow)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import RESULTS, machine, save  # noqa: E402
+from benchmarks.common import RESULTS, budget_text, machine, save  # noqa: E402
 from search.__main__ import parser as search_parser  # noqa: E402
 from search.evolution import finalists  # noqa: E402
 from search.evolution.run import (  # noqa: E402
@@ -47,19 +47,16 @@ def retrained_configurations(width: float = 0.5, min_seeds: int = 2, epochs: int
                 found.setdefault(tuple(model["groups"]), {
                     "trial_id": f"{path.stem}-{model['name']}", "groups": model["groups"],
                     "retrained_top1": model["top1"], "binary_macs": model["binary_macs"],
-                    "budget": _budget_label(result["budget"]),
-                    "search_pick": _is_search_pick(model["name"])})
+                    "budget": budget_text(result["budget"]),
+                    "search_pick": _is_search_pick(model)})
     return list(found.values())
 
 
-def _budget_label(budget: dict) -> str:
-    return ", ".join(f"{k} {v / 1e6:g}M" if k.endswith("macs") else f"{k} {v:g}"
-                     for k, v in budget.items())
-
-
-def _is_search_pick(name: str) -> bool:
-    """A search's pick (named by its --name), not a uniform baseline."""
-    return not (name in ("dense", "depthwise") or name.endswith("-matched"))
+def _is_search_pick(model: dict) -> bool:
+    """A search's pick, not a uniform baseline (all groups = 1 or all depthwise at its
+    width, whatever width it was matched to)."""
+    channels = zoo.models.mobilenet.block_channels(model["width_multiplier"])
+    return model["groups"] not in ([1] * len(channels), channels)
 
 
 DEFAULT_STEPS = 300

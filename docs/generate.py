@@ -11,7 +11,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
-from benchmarks.common import RESULTS, latency_methods  # noqa: E402
+from benchmarks.common import RESULTS, budget_text, latency_methods  # noqa: E402
 from zoo import list_models  # noqa: E402
 from zoo.profile import model_table  # noqa: E402
 
@@ -77,7 +77,7 @@ def evolution_section(data):
              f"epochs, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
              + (" (deterministic)" if data.get("deterministic") else "")
              + (f", picks by {data['picked_by']}" if "picked_by" in data else "")
-             + f", budget {_budget_text(data['budget'])}"
+             + f", budget {budget_text(data['budget'])}"
              + (", supernet trained within it"
                 if data["search"].get("supernet_sampling") == "budget" else ""),
              f"Budget {data['budget']}; supernet {data['search']['supernet_seconds']:.0f} s, "
@@ -103,13 +103,6 @@ def _reused(models) -> str:
         return ""
     names = ", ".join(r["name"] for r in models if "reused_from" in r)
     return f" Taken from {', '.join(sources)}, not retrained again: {names}."
-
-
-def _budget_text(budget: dict) -> str:
-    units = {"binary_macs": "M binary MACs", "float_macs": "M float MACs", "memory_mb": " MB",
-             "latency_ms": " ms LCE latency"}
-    return ", ".join(f"{value / 1e6 if key.endswith('macs') else value:g}{units[key]}"
-                     for key, value in budget.items())
 
 
 def _random_search(data) -> str:
@@ -179,9 +172,9 @@ def evolution_summary_section(reports) -> list:
         other = by_name.get(random.get("name", "random"))
         if other is None:
             continue
-        elsewhere = (f" ({random['name']}, under {_budget_text(random['budget'])})"
+        elsewhere = (f" ({random['name']}, under {budget_text(random['budget'])})"
                      if random and random["budget"] != data["budget"] else "")
-        lines.append(f"| {ours['name']}, {other['name']} | {_budget_text(data['budget'])} | "
+        lines.append(f"| {ours['name']}, {other['name']} | {budget_text(data['budget'])} | "
                      f"{ours['width_multiplier']:g} | {data['search']['trials']} | {data['epochs']} | "
                      f"{len(ours.get('seeds', [0]))} | {data.get('picked_by', 'top trial score')} | "
                      f"{ours['binary_macs'] / 1e6:.2f}, {100 * ours['top1']:.2f} | "
@@ -423,9 +416,9 @@ def evolution_latency_search_section(data):
              "| estimated (ms) | measured (ms) | estimate error |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in data["picks"]:
-        budget = ", ".join(f"{key} {value:g}" for key, value in r["budget"].items())
         error = 100 * (r["estimated_ms"] - r["measured_ms"]) / r["measured_ms"]
-        lines.append(f"| {Path(r['search']).name} | {r['strategy']} | {budget} | {r['groups']} | "
+        lines.append(f"| {Path(r['search']).name} | {r['strategy']} | {budget_text(r['budget'])} | "
+                     f"{r['groups']} | "
                      f"{100 * r['supernet_score']:.2f} | {r['binary_macs'] / 1e6:.2f} | "
                      f"{r['estimated_ms']:.3f} | {r['measured_ms']:.3f} | {error:+.1f}% |")
     return lines + ["", "A budget holds for the estimate: leave the estimate's error as a margin "
