@@ -9,16 +9,16 @@ search's own time. With --seeds each is retrained once per seed and the means co
 one 2-epoch run differs from the next by about as much as the top configurations do.
 With --match-macs the uniform baselines are also retrained at the widest width
 multiplier (a multiple of 1/32) whose binary MACs do not exceed the evolved network's;
-with --equal-macs at the narrowest multiple of 1/256 whose binary MACs reach it, so that
-the evolved network is at equal or lower cost (the issue's target). With --match-latency they are retrained at the widest
-width whose whole network, measured in LCE, is within the evolved search's latency
-budget (a search with --budget-latency-ms; measure on a quiet machine). --evolution and
---random name the searches to compare (their `--name` in `python -m search`, e.g. a
-random search under another budget). --repeat N retrains the same networks in new runs
-(the retraining-noise table of docs/benchmarks.md). --reuse REPORT takes the networks an
-earlier report retrained with the same recipe and seeds from it rather than training them
-again (its rows say so). Results:
-benchmarks/results/evolution_targets.json.
+with --equal-macs [KIND] at the narrowest multiple of 1/256 whose binary MACs reach it,
+so that the evolved network is at equal or lower cost (the issue's target). With
+--match-latency they are retrained at the widest width whose whole network, measured in
+LCE, is within the evolved search's latency budget (a search with --budget-latency-ms;
+measure on a quiet machine). --evolution and --random name the searches to compare (their
+`--name` in `python -m search`, e.g. a random search under another budget). --repeat N
+retrains the same networks in new runs (the retraining-noise table of
+docs/benchmarks.md). --reuse REPORT takes the networks an earlier report retrained with
+the same recipe and seeds from it rather than training them again (its rows say so).
+Results: benchmarks/results/evolution_targets.json.
 """
 
 import argparse
@@ -84,6 +84,9 @@ def reusable_rows(report_name: str, args) -> dict:
 def binary_costs(groups, width) -> dict:
     """The search's own cost count (larq), for the network at this width."""
     return SearchSpace(width_multiplier=width).costs(groups)
+
+
+UNIFORM_KINDS = ("depthwise", "dense")
 
 
 def uniform_groups(kind: str, width: float) -> list:
@@ -176,8 +179,9 @@ def main(argv=None):
     parser.add_argument("--match-macs", action="store_true",
                         help="also retrain both uniform baselines widened or narrowed to the "
                              "evolved network's binary MACs")
-    parser.add_argument("--equal-macs", action="store_true",
-                        help="also retrain both uniform baselines at the narrowest width whose "
+    parser.add_argument("--equal-macs", nargs="*", choices=UNIFORM_KINDS, metavar="KIND",
+                        help="also retrain these uniform baselines (default: both, "
+                             f"{' and '.join(UNIFORM_KINDS)}) at the narrowest width whose "
                              "binary MACs reach the evolved network's")
     parser.add_argument("--match-latency", action="store_true",
                         help="also retrain both uniform baselines at the widest width within "
@@ -209,7 +213,7 @@ def main(argv=None):
         if "latency_ms" not in evolved["budget"]:
             parser.error(f"{search_dir}'s evolution searched without --budget-latency-ms")
         threads = read_json(search_dir / latency.TABLE_FILE)["threads"]
-        for kind in ("depthwise", "dense"):
+        for kind in UNIFORM_KINDS:
             width, ms = widest_within_latency(kind, evolved["budget"]["latency_ms"], threads,
                                               search_dir)
             latency_matched.append((kind, width, ms))
@@ -233,16 +237,16 @@ def main(argv=None):
     rows = [retrain_once(name, best["groups"], "masked", searched_width(best))
             for role, (name, best) in searched.items() if role in args.models]
     evolved_width = searched_width(evolved)
-    rows += [retrain_uniform(kind, kind, evolved_width) for kind in ("depthwise", "dense")
+    rows += [retrain_uniform(kind, kind, evolved_width) for kind in UNIFORM_KINDS
              if kind in args.models]
     for kind, width, ms in latency_matched:
         rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, width), "measured_ms": ms})
     evolved_macs = binary_costs(evolved["groups"], evolved_width)["binary_macs"]
     if args.match_macs:
-        for kind in ("depthwise", "dense"):
+        for kind in UNIFORM_KINDS:
             rows.append(retrain_uniform(f"{kind}-matched", kind, widest_within(kind, evolved_macs)))
-    if args.equal_macs:
-        for kind in ("depthwise", "dense"):
+    if args.equal_macs is not None:
+        for kind in args.equal_macs or UNIFORM_KINDS:
             rows.append(retrain_uniform(f"{kind}-equal", kind, narrowest_reaching(kind, evolved_macs)))
     supernet = json.loads((search_dir / "supernet_time.json").read_text())
     supernet_settings = search_dir / "supernet.json"  # absent: a search before budget sampling
