@@ -212,3 +212,25 @@ def test_lce_computes_a_binary_conv_on_a_smaller_map_as_keras_does(size, kernel,
     images = np.random.default_rng(2).standard_normal((8, size, size, 32)).astype(np.float32)
     deployed = lce.testing.Interpreter(flatbuffer, num_threads=1).predict(images)
     np.testing.assert_allclose(deployed, model.predict(images, verbose=0), atol=1e-3)
+
+
+def test_a_shortcut_to_channels_not_a_multiple_of_the_input_repeats_and_cuts_it():
+    """A width multiplier off the 1/32 grid gives 12 -> 25 -> 51 channels; such a module
+    lost its shortcut (and the network two points of retrained top-1)."""
+    inputs = tf.keras.Input((4, 4, 25))
+    identity = layers.shortcut(inputs, 1, 51)
+    values = np.random.default_rng(0).random((1, 4, 4, 25), np.float32)
+    out = tf.keras.Model(inputs, identity)(values).numpy()
+    np.testing.assert_array_equal(out, np.concatenate([values, values, values[..., :1]], -1))
+    assert layers.shortcut(inputs, 1, 12) is None  # fewer channels: no identity path
+
+    def shortcuts(model):
+        return sum(isinstance(l, tf.keras.layers.Add) for l in model.layers)
+
+    on_grid = build_model("BinaryMobileNet-Dense", width_multiplier=0.1875)
+    off_grid = build_model("BinaryMobileNet-Dense", width_multiplier=0.19921875)
+    assert shortcuts(off_grid) == shortcuts(on_grid) == 26
+    rebuilt = tf.keras.models.model_from_json(off_grid.to_json())
+    rebuilt.set_weights(off_grid.get_weights())
+    images = np.random.default_rng(1).random((2, 28, 28, 1), np.float32)
+    np.testing.assert_allclose(rebuilt(images), off_grid(images), atol=1e-5)

@@ -178,15 +178,19 @@ def classifier(x, num_classes: int):
 def shortcut(x, strides: int, channels: int):
     """The identity path of a residual binary module.
 
-    Stride 2: a 2x2 average pool. Output channels a multiple k of the input's: the input
-    repeated k times (parameter-free, like Bi-Real Net's shortcuts). Otherwise: None.
+    Stride 2: a 2x2 average pool. More output channels than input: the input repeated
+    (parameter-free, like Bi-Real Net's shortcuts), and cut to the output's channels when
+    they are not a multiple of the input's (a width multiplier off the 1/32 grid makes
+    12 -> 25 -> 51 channels; without this shortcut such a network retrained about two
+    points lower). Fewer: None.
     """
     if strides > 1:
         x = tf.keras.layers.AveragePooling2D(strides, padding="same")(x)
-    repeats, remainder = divmod(channels, x.shape[-1])
-    if remainder:
+    if channels < x.shape[-1]:
         return None
-    return x if repeats == 1 else tf.keras.layers.Concatenate()([x] * repeats)
+    repeats = -(-channels // x.shape[-1])  # ceil
+    repeated = x if repeats == 1 else tf.keras.layers.Concatenate()([x] * repeats)
+    return repeated if repeated.shape[-1] == channels else repeated[..., :channels]
 
 
 def residual_activation(kind):
