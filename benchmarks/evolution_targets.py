@@ -95,12 +95,19 @@ def uniform_groups(kind: str, width: float) -> list:
 
 
 def widest_within(kind: str, binary_macs: float) -> float:
-    """The widest multiple of 1/32 at which the uniform network costs at most binary_macs."""
-    fitting = [k / 32 for k in range(2, 65)
-               if binary_costs(uniform_groups(kind, k / 32), k / 32)["binary_macs"] <= binary_macs]
-    if not fitting:
+    """The widest multiple of 1/32 at which the uniform network costs at most binary_macs.
+    Bisection (cost grows with width): each cost profiles a network, and a scan of every
+    width held ~12 GB."""
+    def cost(k):
+        return binary_costs(uniform_groups(kind, k / 32), k / 32)["binary_macs"]
+
+    low, high = 2, 64
+    if cost(low) > binary_macs:
         raise SystemExit(f"no width of the {kind} network fits {binary_macs:,.0f} binary MACs")
-    return max(fitting)
+    while low < high:
+        k = (low + high + 1) // 2
+        low, high = (k, high) if cost(k) <= binary_macs else (low, k - 1)
+    return low / 32
 
 
 def narrowest_reaching(kind: str, binary_macs: float) -> float:

@@ -658,6 +658,11 @@ def test_an_equal_cost_baseline_is_the_narrowest_width_that_reaches_the_evolved_
     assert (256 * width).is_integer()
     with pytest.raises(SystemExit, match="no width of the dense network reaches"):
         evolution_targets.narrowest_reaching("dense", 1e9)
+    within = evolution_targets.widest_within("dense", 3.6e6)  # the other side, 1/32 steps
+    assert 1e8 * within ** 2 <= 3.6e6 < 1e8 * (within + 1 / 32) ** 2
+    assert (32 * within).is_integer()
+    with pytest.raises(SystemExit, match="no width of the dense network fits"):
+        evolution_targets.widest_within("dense", 1e3)
 
 
 def test_reuse_takes_an_earlier_reports_networks_only_with_its_recipe(monkeypatch):
