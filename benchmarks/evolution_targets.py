@@ -94,35 +94,33 @@ def uniform_groups(kind: str, width: float) -> list:
     return channels if kind == "depthwise" else [1] * len(channels)
 
 
-def widest_within(kind: str, binary_macs: float) -> float:
-    """The widest multiple of 1/32 at which the uniform network costs at most binary_macs.
-    Bisection (cost grows with width): each cost profiles a network, and a scan of every
-    width held ~12 GB."""
-    def cost(k):
-        return binary_costs(uniform_groups(kind, k / 32), k / 32)["binary_macs"]
+def uniform_macs(kind: str, width: float) -> float:
+    """Binary MACs of the uniform network at this width: grows with width, so the two
+    searches below bisect (each cost profiles a network; a scan of every width held ~12 GB)."""
+    return binary_costs(uniform_groups(kind, width), width)["binary_macs"]
 
+
+def widest_within(kind: str, binary_macs: float) -> float:
+    """The widest multiple of 1/32 at which the uniform network costs at most binary_macs."""
     low, high = 2, 64
-    if cost(low) > binary_macs:
+    if uniform_macs(kind, low / 32) > binary_macs:
         raise SystemExit(f"no width of the {kind} network fits {binary_macs:,.0f} binary MACs")
     while low < high:
         k = (low + high + 1) // 2
-        low, high = (k, high) if cost(k) <= binary_macs else (low, k - 1)
+        low, high = (k, high) if uniform_macs(kind, k / 32) <= binary_macs else (low, k - 1)
     return low / 32
 
 
 def narrowest_reaching(kind: str, binary_macs: float) -> float:
     """The narrowest multiple of 1/256 at which the uniform network costs at least
     binary_macs: the evolved network is then at equal or lower cost than the baseline, and
-    the baseline at most one step of width above it. Bisection: cost grows with width."""
+    the baseline at most one step of width above it."""
     low, high = 8, 512
-    if binary_costs(uniform_groups(kind, high / 256), high / 256)["binary_macs"] < binary_macs:
+    if uniform_macs(kind, high / 256) < binary_macs:
         raise SystemExit(f"no width of the {kind} network reaches {binary_macs:,.0f} binary MACs")
     while low < high:
         k = (low + high) // 2
-        if binary_costs(uniform_groups(kind, k / 256), k / 256)["binary_macs"] >= binary_macs:
-            high = k
-        else:
-            low = k + 1
+        low, high = (low, k) if uniform_macs(kind, k / 256) >= binary_macs else (k + 1, high)
     return low / 256
 
 
@@ -184,8 +182,8 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["evolution", "random", "depthwise", "dense"],
                         help="which of the four to retrain (finished runs are resumed, not redone)")
     parser.add_argument("--match-macs", action="store_true",
-                        help="also retrain both uniform baselines widened or narrowed to the "
-                             "evolved network's binary MACs")
+                        help="also retrain both uniform baselines at the widest width within "
+                             "the evolved network's binary MACs")
     parser.add_argument("--equal-macs", nargs="*", choices=UNIFORM_KINDS, metavar="KIND",
                         help="also retrain these uniform baselines (default: both, "
                              f"{' and '.join(UNIFORM_KINDS)}) at the narrowest width whose "
@@ -248,7 +246,8 @@ def main(argv=None):
              if kind in args.models]
     for kind, width, ms in latency_matched:
         rows.append({**retrain_uniform(f"{kind}-latency-matched", kind, width), "measured_ms": ms})
-    evolved_macs = binary_costs(evolved["groups"], evolved_width)["binary_macs"]
+    if args.match_macs or args.equal_macs is not None:
+        evolved_macs = binary_costs(evolved["groups"], evolved_width)["binary_macs"]
     if args.match_macs:
         for kind in UNIFORM_KINDS:
             rows.append(retrain_uniform(f"{kind}-matched", kind, widest_within(kind, evolved_macs)))
