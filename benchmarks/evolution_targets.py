@@ -17,7 +17,8 @@ measure on a quiet machine). --evolution and --random name the searches to compa
 `--name` in `python -m search`, e.g. a random search under another budget). --repeat N
 retrains the same networks in new runs (the retraining-noise table of
 docs/benchmarks.md). --reuse REPORT takes the networks an earlier report retrained with
-the same recipe and seeds from it rather than training them again (its rows say so).
+the same recipe from it rather than training them again (its rows say so), and trains
+only the seeds it lacks: `--seeds 0 1 2 3 4 5 --reuse R` adds three seeds to R's three.
 Results: benchmarks/results/evolution_targets.json.
 """
 
@@ -37,16 +38,17 @@ from training import train  # noqa: E402
 from training.report import read_json, write_json  # noqa: E402
 
 
-def retrain(name, groups, form, args, width, run_name=None):
-    """Train the network once per seed (data order and initialisation); its score is the mean.
-    Runs are kept under `run_name` (default: name), so that a rerun resumes them; --repeat
-    N keeps them apart from the first runs, to train the same networks again, and
-    --deterministic from runs that trained without op determinism."""
+def retrain(name, groups, form, args, width, run_name=None, seeds=None):
+    """Train the network once per seed (data order and initialisation; default: --seeds);
+    its score is the mean. Runs are kept under `run_name` (default: name), so that a rerun
+    resumes them; --repeat N keeps them apart from the first runs, to train the same
+    networks again, and --deterministic from runs that trained without op determinism."""
     config = {"groups": groups, "form": form, "width_multiplier": width}
     scores, seconds, run_dirs = [], 0.0, []
+    seeds = list(args.seeds if seeds is None else seeds)
     run_name = ((run_name or name) + ("-deterministic" if args.deterministic else "")
                 + (f"-repeat{args.repeat}" if args.repeat else ""))
-    for seed in args.seeds:
+    for seed in seeds:
         out = Path(args.search_dir) / (f"retrain-{run_name}" if seed == 0
                                        else f"retrain-{run_name}-seed{seed}")
         argv = ["fashion_mnist", "--model", "BinaryMobileNet-Depthwise", "--epochs", str(args.epochs),
@@ -61,14 +63,15 @@ def retrain(name, groups, form, args, width, run_name=None):
         run_dirs.append(str(out))
     costs = binary_costs(groups, width)
     return {"name": name, "groups": groups, "width_multiplier": width,
-            "top1": sum(scores) / len(scores), "top1_per_seed": scores, "seeds": args.seeds,
+            "top1": sum(scores) / len(scores), "top1_per_seed": scores, "seeds": seeds,
             "binary_macs": costs["binary_macs"], "memory_mb": costs["memory_mb"],
             "train_seconds": seconds, "run_dirs": run_dirs}
 
 
 def reusable_rows(report_name: str, args) -> dict:
-    """The rows of an earlier report whose recipe and seeds are this run's, by (groups,
-    width): networks it measured need not be trained again."""
+    """The rows of an earlier report with this run's recipe whose seeds are all among this
+    run's, by (groups, width): the networks it measured need not be trained again, only its
+    missing seeds (a row with a seed this run does not ask for is not split)."""
     report = load(report_name)
     if report is None:
         raise SystemExit(f"--reuse {report_name}: no benchmarks/results/{report_name}.json")
@@ -77,8 +80,21 @@ def reusable_rows(report_name: str, args) -> dict:
                          f"(deterministic: {report.get('deterministic', False)}), this run "
                          f"{args.epochs} (deterministic: {args.deterministic}); reuse a report "
                          "with this recipe")
-    return {(tuple(r["groups"]), r["width_multiplier"]): {**r, "reused_from": report_name}
-            for r in report["models"] if r["seeds"] == args.seeds}
+    return {(tuple(r["groups"]), r["width_multiplier"]):
+            {**r, "reused_from": r.get("reused_from", report_name), "reused_seeds": r["seeds"]}
+            for r in report["models"] if set(r["seeds"]) <= set(args.seeds)}
+
+
+def with_more_seeds(earlier: dict, new: dict, seeds: list) -> dict:
+    """One row from an earlier report's seeds and the ones trained now, in --seeds order."""
+    by_seed = {}
+    for row in (earlier, new):
+        for seed, top1, run_dir in zip(row["seeds"], row["top1_per_seed"], row["run_dirs"]):
+            by_seed[seed] = (top1, run_dir)
+    scores = [by_seed[s][0] for s in seeds]
+    return {**earlier, "top1": sum(scores) / len(scores), "top1_per_seed": scores,
+            "seeds": list(seeds), "run_dirs": [by_seed[s][1] for s in seeds],
+            "train_seconds": earlier["train_seconds"] + new["train_seconds"]}
 
 
 def binary_costs(groups, width) -> dict:
@@ -203,7 +219,8 @@ def main(argv=None):
                              "one network (runs of their own: suffix -deterministic)")
     parser.add_argument("--reuse", type=result_name, metavar="REPORT",
                         help="take networks that this earlier report (benchmarks/results/"
-                             "REPORT.json) retrained with the same recipe and seeds from it")
+                             "REPORT.json) retrained with the same recipe from it; train "
+                             "only the seeds it lacks")
     parser.add_argument("--result", default="evolution_targets", type=result_name,
                         help="name of the JSON in benchmarks/results (one per comparison)")
     args = parser.parse_args(argv)
@@ -227,9 +244,14 @@ def main(argv=None):
     trained = reusable_rows(args.reuse, args) if args.reuse else {}
 
     def retrain_once(name, groups, form, width, run_name=None):
-        if (tuple(groups), width) not in trained:
-            trained[tuple(groups), width] = retrain(name, groups, form, args, width, run_name)
-        return {**trained[tuple(groups), width], "name": name}
+        key = (tuple(groups), width)
+        earlier = trained.get(key)
+        if earlier is None:
+            trained[key] = retrain(name, groups, form, args, width, run_name)
+        elif missing := [s for s in args.seeds if s not in earlier["seeds"]]:
+            new = retrain(name, groups, form, args, width, run_name, seeds=missing)
+            trained[key] = with_more_seeds(earlier, new, args.seeds)
+        return {**trained[key], "name": name}
 
     def retrain_uniform(name, kind, width):
         """One uniform network's runs per width, whatever it is matched to (and kept by its

@@ -101,8 +101,14 @@ def _reused(models) -> str:
     sources = sorted({r["reused_from"] for r in models if "reused_from" in r})
     if not sources:
         return ""
-    names = ", ".join(r["name"] for r in models if "reused_from" in r)
+    names = ", ".join(r["name"] + _seeds_if_some(r.get("reused_seeds", r["seeds"]), r["seeds"])
+                      for r in models if "reused_from" in r)
     return f" Taken from {', '.join(sources)}, not retrained again: {names}."
+
+
+def _seeds_if_some(reused: list, seeds: list) -> str:
+    """' (seeds 0, 1, 2)' when a row took only these seeds from the earlier report."""
+    return f" (seeds {', '.join(map(str, reused))})" if reused != seeds else ""
 
 
 def _random_search(data) -> str:
@@ -151,12 +157,16 @@ def _paired_differences(models) -> list:
 
 
 def evolution_summary_section(reports) -> list:
-    """Every retrained comparison of evolution with random search in one table: a single
-    comparison's gap is often within noise, the row signs across budgets are the finding."""
-    lines = ["## Evolutionary group search against random search: every retrained comparison",
+    """Every retrained comparison of evolution with random search and the uniform baselines
+    in one table: a single comparison's gap is often within noise, the row signs across
+    budgets are the finding."""
+    lines = ["## Evolutionary group search against random search and the uniform baselines: "
+             "every retrained comparison",
              "Each row is one section below: the two searches' picks (same supernet, same "
-             "number of trials) retrained from scratch with one recipe; the difference is "
-             "evolution minus random, paired by seed, with its standard error.", "",
+             "number of trials) and the uniform baselines retrained from scratch with one "
+             "recipe; a difference is evolution minus the other, paired by seed, with its "
+             "standard error. A report with more seeds than another of the same search took "
+             "that one's seeds (evolution_targets.py --reuse) and trained the others.", "",
              "| searches (--name) | budget | searched width | trials | epochs | seeds | picks by "
              "| evolution: binary MACs (M), top-1 (%) "
              "| random: binary MACs (M), top-1 (%) | difference (points) "
@@ -170,16 +180,18 @@ def evolution_summary_section(reports) -> list:
         ours = data["models"][0]
         random = data.get("random_search", {})
         other = by_name.get(random.get("name", "random"))
-        if other is None:
+        if len(by_name) == 1:  # a repeat of the evolved network alone: the noise table's
             continue
         elsewhere = (f" ({random['name']}, under {budget_text(random['budget'])})"
                      if random and random["budget"] != data["budget"] else "")
-        lines.append(f"| {ours['name']}, {other['name']} | {budget_text(data['budget'])} | "
+        random_cells = (f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
+                        f"{_pick_gap(ours, other)}" if other else "not retrained | ")
+        lines.append(f"| {ours['name']}, {random.get('name', 'random')} | "
+                     f"{budget_text(data['budget'])} | "
                      f"{ours['width_multiplier']:g} | {data['search']['trials']} | {data['epochs']} | "
                      f"{len(ours.get('seeds', [0]))} | {data.get('picked_by', 'top trial score')} | "
                      f"{ours['binary_macs'] / 1e6:.2f}, {100 * ours['top1']:.2f} | "
-                     f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
-                     f"{_pick_gap(ours, other)} | "
+                     f"{random_cells} | "
                      f"{_baseline_cell(ours, by_name, 'dense')} | "
                      f"{_baseline_cell(ours, by_name, 'depthwise')} |")
     return lines

@@ -671,16 +671,38 @@ def test_reuse_takes_an_earlier_reports_networks_only_with_its_recipe(monkeypatc
     from benchmarks import evolution_targets
 
     row = {"name": "evolution", "groups": [8] * 13, "width_multiplier": 0.5, "seeds": [0, 1],
-           "top1": 0.85}
-    other_seeds = {**row, "groups": [1] * 13, "seeds": [0]}
+           "top1": 0.85, "reused_from": "older"}
+    fewer_seeds = {**row, "groups": [2] * 13, "seeds": [1]}
+    del fewer_seeds["reused_from"]
+    a_seed_not_asked = {**row, "groups": [1] * 13, "seeds": [0, 2]}
     monkeypatch.setattr(evolution_targets, "load", lambda name: {
-        "epochs": 6, "deterministic": False, "models": [row, other_seeds]} if name == "old" else None)
+        "epochs": 6, "deterministic": False,
+        "models": [row, fewer_seeds, a_seed_not_asked]} if name == "old" else None)
     args = argparse.Namespace(epochs=6, deterministic=False, seeds=[0, 1])
     reused = evolution_targets.reusable_rows("old", args)
-    assert list(reused) == [((8,) * 13, 0.5)]
-    assert reused[(8,) * 13, 0.5] == {**row, "reused_from": "old"}
+    assert list(reused) == [((8,) * 13, 0.5), ((2,) * 13, 0.5)]
+    # a row the old report itself reused names where it was measured
+    assert reused[(8,) * 13, 0.5] == {**row, "reused_from": "older", "reused_seeds": [0, 1]}
+    assert reused[(2,) * 13, 0.5] == {**fewer_seeds, "reused_from": "old", "reused_seeds": [1]}
     with pytest.raises(SystemExit, match="it retrained 6 epochs .* this run 3"):
         evolution_targets.reusable_rows("old", argparse.Namespace(epochs=3, deterministic=False,
                                                                   seeds=[0, 1]))
     with pytest.raises(SystemExit, match="no benchmarks/results/missing.json"):
         evolution_targets.reusable_rows("missing", args)
+
+
+def test_more_seeds_join_an_earlier_rows_in_seed_order():
+    from benchmarks import evolution_targets
+
+    earlier = {"name": "evolution", "seeds": [0, 2], "top1_per_seed": [0.80, 0.84],
+               "run_dirs": ["r", "r-seed2"], "train_seconds": 10.0, "reused_from": "old",
+               "reused_seeds": [0, 2], "binary_macs": 3}
+    new = {"name": "evolution", "seeds": [1], "top1_per_seed": [0.90], "run_dirs": ["r-seed1"],
+           "train_seconds": 4.0}
+    row = evolution_targets.with_more_seeds(earlier, new, [0, 1, 2])
+    assert row["seeds"] == [0, 1, 2]
+    assert row["top1_per_seed"] == [0.80, 0.90, 0.84]
+    assert row["run_dirs"] == ["r", "r-seed1", "r-seed2"]
+    assert row["top1"] == pytest.approx((0.80 + 0.90 + 0.84) / 3)
+    assert row["train_seconds"] == 14.0
+    assert (row["reused_from"], row["reused_seeds"], row["binary_macs"]) == ("old", [0, 2], 3)
