@@ -24,6 +24,9 @@ class KillSafeOracle:
     - keras-tuner writes a new trial's trial.json before the oracle.json that lists it as
       ongoing: a kill between the two left a running trial that no tuner would retry but
       that counted against --trials (seen in CI: 5 of 6 trials). `reload` retries it.
+    - keras-tuner's end_trial writes oracle.json before it takes the finished trial off
+      the ongoing list: a kill before the next write left a finished trial that a resume
+      ran again. `reload` retries only trials that did not finish.
     """
 
     def save(self):
@@ -36,9 +39,13 @@ class KillSafeOracle:
         from keras_tuner.engine.trial import TrialStatus
 
         super().reload()  # queues the trials oracle.json lists as ongoing for a retry
+        finished = {t.trial_id for t in self.trials.values()
+                    if t.status in (TrialStatus.COMPLETED, TrialStatus.FAILED)}
+        self._retry_queue = [t for t in self._retry_queue if t not in finished]
         self._retry_queue += [trial.trial_id for trial in self.trials.values()
                               if trial.status == TrialStatus.RUNNING
                               and trial.trial_id not in self._retry_queue]
+        self.end_order += sorted(finished - set(self.end_order))
 
 
 def check_readable(output_dir: Path, project_name: str) -> None:

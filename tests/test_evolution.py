@@ -369,6 +369,25 @@ def test_a_trial_killed_before_the_oracle_listed_it_is_retried_on_resume(tmp_pat
     assert retried.status == "RUNNING"
 
 
+def test_a_trial_killed_after_it_completed_is_not_run_again_on_resume(tmp_path):
+    """keras-tuner's end_trial saves oracle.json before it takes the finished trial off
+    the ongoing list: killed before the next save, the resumed search ran it again."""
+    oracle = make_oracle(tmp_path)
+    done = oracle.create_trial("tuner0")
+    oracle.update_trial(done.trial_id, {"val_accuracy": 0.5})
+    done.status = "COMPLETED"
+    oracle.end_trial(done)  # killed here, before the next trial is created
+    listed = json.loads((tmp_path / "search" / "oracle.json").read_text())["ongoing_trials"]
+    assert done.trial_id in listed.values()  # the window exists
+
+    resumed = make_oracle(tmp_path)
+    resumed.reload()
+    assert resumed.trials[done.trial_id].status == "COMPLETED"
+    next_trial = resumed.create_trial("tuner0")
+    assert next_trial.trial_id != done.trial_id and next_trial.status == "RUNNING"
+    assert resumed.trials[done.trial_id].status == "COMPLETED"
+
+
 def search_cli(*flags):
     """`python -m search` with SEARCH's flags, in this process; without --eager, which would
     switch eager execution on for the tests that follow in it."""
