@@ -180,12 +180,12 @@ def evolution_summary_section(reports) -> list:
         ours = data["models"][0]
         random = data.get("random_search", {})
         other = by_name.get(random.get("name", "random"))
-        if len(by_name) == 1:  # a repeat of the evolved network alone: the noise table's
+        if len(by_name) == 1:  # the evolved network alone (a repeat run): nothing to compare
             continue
         elsewhere = (f" ({random['name']}, under {budget_text(random['budget'])})"
                      if random and random["budget"] != data["budget"] else "")
         random_cells = (f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
-                        f"{_pick_gap(ours, other)}" if other else "not retrained | ")
+                        f"{_pick_gap(ours, other)}" if other else "not retrained | none")
         lines.append(f"| {ours['name']}, {random.get('name', 'random')} | "
                      f"{budget_text(data['budget'])} | "
                      f"{ours['width_multiplier']:g} | {data['search']['trials']} | {data['epochs']} | "

@@ -132,6 +132,29 @@ def test_retraining_noise_lists_a_configuration_retrained_in_two_separate_runs()
     assert lines[-1].endswith("| -1.00, +0.00; mean -0.50 |")
 
 
+def test_evolution_summary_lists_a_comparison_with_the_baselines_alone():
+    """A report that retrained no random pick (more seeds for the evolved network and one
+    baseline) still gets its row, with its paired gap; one of the evolved network alone
+    (a repeat run) does not."""
+    def row(name, groups, per_seed, macs):
+        return {"name": name, "groups": groups, "width_multiplier": 0.5, "seeds": [0, 1, 2],
+                "top1_per_seed": per_seed, "top1": sum(per_seed) / 3, "binary_macs": macs}
+
+    evolved = row("evolution", [8, 16], [0.86, 0.85, 0.86], 3.6e6)
+    report = {"epochs": 6, "budget": {"binary_macs": 4e6}, "models": [
+        evolved, {**row("dense-equal", [1, 1], [0.85, 0.85, 0.85], 3.7e6),
+                  "reused_from": "old", "reused_seeds": [0, 1]}],
+        "search": {"trials": 60}, "random_search": {"name": "random", "budget": {}}}
+    repeat = {**report, "models": [evolved]}
+    lines = _docs_generator().evolution_summary_section([report, repeat])
+    rows = [line for line in lines if line.startswith("| evolution")]
+    assert len(rows) == 1
+    assert "| not retrained | none |" in rows[0]
+    assert "| 3.70, 85.00, +0.67 ± 0.33 |" in rows[0]
+    assert "not retrained again: dense-equal (seeds 0, 1)." in _docs_generator()._reused(
+        report["models"])
+
+
 def test_import_after_keras3_tensorflow_explains_the_fix():
     code = (
         "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
