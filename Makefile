@@ -28,7 +28,7 @@ demo: $(STAMP) data
 	$(PY) benchmarks/demo.py
 
 test: $(STAMP) data
-	$(PY) -m pytest -q -n 2 --dist load --durations=10  # one worker per core, tests balanced between them
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=10  # one worker per core; an idle one takes queued tests from the other
 
 docs: $(STAMP)
 	$(PY) docs/generate.py
