@@ -45,6 +45,8 @@ class KillSafeOracle:
         self._retry_queue += [trial.trial_id for trial in self.trials.values()
                               if trial.status == TrialStatus.RUNNING
                               and trial.trial_id not in self._retry_queue]
+        # killed between its trial.json and oracle.json, a finished trial is not in
+        # end_order either, which keras-tuner's count of consecutive failures reads
         self.end_order += sorted(finished - set(self.end_order))
 
 
