@@ -14,7 +14,9 @@ so that the evolved network is at equal or lower cost (the issue's target). With
 --match-latency they are retrained at the widest width whose whole network, measured in
 LCE, is within the evolved search's latency budget (a search with --budget-latency-ms;
 measure on a quiet machine). --evolution and --random name the searches to compare (their
-`--name` in `python -m search`, e.g. a random search under another budget). --repeat N
+`--name` in `python -m search`, e.g. a random search under another budget, or one with
+`--floor-macs` at the evolved network's binary MACs: the best random configuration at
+equal or higher cost). --repeat N
 retrains the same networks in new runs (the retraining-noise table of
 docs/benchmarks.md). --reuse REPORT takes the networks an earlier report retrained with
 the same recipe from it rather than training them again (its rows say so), and trains
@@ -288,7 +290,8 @@ def main(argv=None):
         "budget": evolved["budget"],
         "picked_by": picked_by(evolved),
         "random_search": {"name": args.random, "budget": random_best["budget"],
-                          "binary_macs": random_best["binary_macs"]},
+                          "binary_macs": random_best["binary_macs"],
+                          **({"floor": random_best["floor"]} if "floor" in random_best else {})},
         "search": {"supernet_seconds": supernet["seconds"], "supernet_sampling": sampling,
                    "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},

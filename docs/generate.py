@@ -114,9 +114,20 @@ def _seeds_if_some(reused: list, seeds: list) -> str:
 def _random_search(data) -> str:
     """Which random search the report compares with, when it is not the evolution's own budget."""
     random = data.get("random_search")
-    if not random or random["budget"] == data["budget"]:
+    if not random or _random_differs(data) is None:
         return ""
-    return f" {random['name']}: a random search under budget {random['budget']}."
+    return f" {random['name']}: a random search {_random_differs(data)}."
+
+
+def _random_differs(data) -> str | None:
+    """How the random search's candidates differ from the evolution's (another budget, a
+    floor: `python -m search --floor-macs`), or None: the same budget."""
+    random = data.get("random_search") or {}
+    if not random or (random["budget"] == data["budget"] and "floor" not in random):
+        return None
+    floor = (f", at {budget_text(random['floor'])} or above (--floor-macs)"
+             if "floor" in random else "")
+    return f"under {budget_text(random['budget'])}{floor}"
 
 
 def _evolution_table(models) -> list:
@@ -182,8 +193,8 @@ def evolution_summary_section(reports) -> list:
         other = by_name.get(random.get("name", "random"))
         if len(by_name) == 1:  # the evolved network alone (a repeat run): nothing to compare
             continue
-        elsewhere = (f" ({random['name']}, under {budget_text(random['budget'])})"
-                     if random and random["budget"] != data["budget"] else "")
+        elsewhere = (f" ({random['name']}, {_random_differs(data)})"
+                     if _random_differs(data) else "")
         random_cells = (f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
                         f"{_pick_gap(ours, other)}" if other else "not retrained | none")
         lines.append(f"| {ours['name']}, {random.get('name', 'random')} | "

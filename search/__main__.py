@@ -40,6 +40,9 @@ def evolution_parser(sub):
     p.add_argument("--budget-latency-ms", type=float,
                    help="max single-image latency in Larq Compute Engine on this machine, "
                         "estimated from a per-block table measured once per --output-dir")
+    p.add_argument("--floor-macs", type=float,
+                   help="min binary MACs: propose only configurations at least this costly, "
+                        "e.g. a random search at equal or higher cost than an evolved pick")
     p.add_argument("--latency-threads", type=int, default=1,
                    help="interpreter threads of the latency budget (default %(default)s)")
     p.add_argument("--trials", type=int, default=100)
@@ -140,9 +143,11 @@ def main(argv=None):
         rescored = (f" (re-scored {100 * result['rescore_mean']:.2f}% over "
                     f"{len(result['finalists'][0]['rescores'])} recalibrations)"
                     if "rescore_mean" in result else "")
+        under = (f", {result['rejected_under_floor']} under its floor"
+                 if "floor" in result else "")
         print(f"best: groups {result['groups']}  val acc {100 * result['val_accuracy']:.2f}%{rescored}  "
               f"binary MACs {result['binary_macs'] / 1e6:.2f}M  ({result['trials']} trials, "
-              f"{result['rejected_over_budget']} rejected over budget)")
+              f"{result['rejected_over_budget']} rejected over budget{under})")
         print(f"retrain: {result['retrain']}")
 
 

@@ -84,6 +84,17 @@ def test_over_budget_candidates_are_never_evaluated(tmp_path):
     assert oracle.rejected_over_budget > 0
 
 
+def test_candidates_under_the_floor_are_never_evaluated(tmp_path):
+    """A random search at equal or higher cost than a pick: only the band floor..budget."""
+    calls = []
+    oracle = make_oracle(tmp_path, budget={"binary_macs": 14}, floor={"binary_macs": 12},
+                         population_size=15, max_trials=15)
+    drive(oracle, lambda c: calls.append(c) or sum(c) / 20)
+    assert calls and all(12 <= fake_cost(c)["binary_macs"] <= 14 for c in calls)
+    assert oracle.rejected_under_floor > 0 and oracle.rejected_over_budget > 0
+    assert oracle.get_state()["rejected_under_floor"] == oracle.rejected_under_floor
+
+
 def test_supernet_draws_are_uniform_over_the_configurations_within_the_budget(tmp_path):
     import itertools
 
@@ -144,6 +155,10 @@ def test_mutants_take_only_allowed_group_counts(tmp_path):
 def test_infeasible_budget_is_a_clear_error(tmp_path):
     with pytest.raises(BudgetError, match="No configuration meets the budget"):
         make_oracle(tmp_path, budget={"binary_macs": 8.9})
+    with pytest.raises(BudgetError, match="No configuration reaches the floor"):
+        make_oracle(tmp_path, floor={"binary_macs": 28.1})  # the costliest costs 28
+    with pytest.raises(BudgetError, match="above the budget"):
+        make_oracle(tmp_path, budget={"binary_macs": 14}, floor={"binary_macs": 15})
 
 
 @pytest.mark.parametrize("channels, groups, max_group_size",

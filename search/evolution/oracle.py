@@ -4,8 +4,9 @@ The population is the `population_size` most recently created completed trials: 
 child retires the oldest member, whatever its fitness. A child is the best of
 `sample_size` members drawn with replacement, mutated (each gene resampled with
 probability `mutation_rate`, at least one), optionally crossed with a second tournament
-winner first. A candidate already tried or over the budget is rejected before it is
-evaluated. All state is derived from the trials, so a reloaded search goes on unchanged.
+winner first. A candidate already tried, over the budget or under its floor is rejected
+before it is evaluated. All state is derived from the trials, so a reloaded search goes on
+unchanged.
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ def gene_name(block: int) -> str:
 
 
 class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
-    def __init__(self, choices, cost_fn, budget: dict, *, population_size=20, sample_size=5,
-                 mutation_rate=0.1, crossover=False, max_trials=100, seed=0, **kwargs):
+    def __init__(self, choices, cost_fn, budget: dict, *, floor: dict | None = None,
+                 population_size=20, sample_size=5, mutation_rate=0.1, crossover=False,
+                 max_trials=100, seed=0, **kwargs):
         super().__init__(objective=kt.Objective("val_accuracy", "max"),
                          max_trials=max_trials, seed=seed, **kwargs)
         self.choices = [list(c) for c in choices]
         self.cost_fn = cost_fn
         self.budget = dict(budget)
+        # Least costs a candidate must reach: a random search at equal or higher cost than
+        # another search's pick draws only there (docs/benchmarks.md).
+        self.floor = dict(floor or {})
         self.population_size = population_size
         self.sample_size = sample_size
         self.mutation_rate = mutation_rate
         self.crossover = crossover
         self.rejected_over_budget = 0
+        self.rejected_under_floor = 0
         for block, allowed in enumerate(self.choices):
             self.hyperparameters.Choice(gene_name(block), allowed)
         self._check_budget_is_feasible()
@@ -52,9 +58,17 @@ class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
     def values_of(self, config) -> dict:
         return {gene_name(b): g for b, g in enumerate(config)}
 
-    def within_budget(self, config) -> bool:
+    def outside_budget(self, config) -> str | None:
+        """"over" the budget, "under" its floor, or None: within both."""
         costs = self.cost_fn(config)
-        return all(costs[k] <= limit for k, limit in self.budget.items())
+        if any(costs[k] > limit for k, limit in self.budget.items()):
+            return "over"
+        if any(costs[k] < least for k, least in self.floor.items()):
+            return "under"
+        return None
+
+    def within_budget(self, config) -> bool:
+        return self.outside_budget(config) is None
 
     def sample_within_budget(self, count: int, seed: int = 0) -> list:
         """`count` uniform draws from the configurations within the budget (rejection
@@ -75,14 +89,27 @@ class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
         """Depthwise everywhere: the fewest MACs and parameters."""
         return [max(c) for c in self.choices]
 
+    def costliest(self) -> list:
+        """The fewest groups everywhere: the most MACs and parameters."""
+        return [min(c) for c in self.choices]
+
     def _check_budget_is_feasible(self):
         cheapest = self.cheapest()
-        if self.budget and not self.within_budget(cheapest):
+        if self.outside_budget(cheapest) == "over":
             costs = self.cost_fn(cheapest)
             raise BudgetError(
                 f"No configuration meets the budget {self.budget}: even the cheapest (all "
                 f"depthwise) costs { {k: costs[k] for k in self.budget} }. Raise the budget."
             )
+        costs = self.cost_fn(self.costliest())
+        if any(costs[k] < least for k, least in self.floor.items()):
+            raise BudgetError(
+                f"No configuration reaches the floor {self.floor}: even the costliest (fewest "
+                f"groups) costs { {k: costs[k] for k in self.floor} }. Lower the floor."
+            )
+        if any(least > self.budget[k] for k, least in self.floor.items() if k in self.budget):
+            raise BudgetError(f"The floor {self.floor} is above the budget {self.budget}: "
+                              "no configuration is within both. Lower the floor.")
 
     # -- evolution ---------------------------------------------------------------------
 
@@ -125,8 +152,12 @@ class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
             values = self.values_of(config)
             if self._duplicate(values):
                 continue
-            if not self.within_budget(config):
+            side = self.outside_budget(config)
+            if side == "over":
                 self.rejected_over_budget += 1
+                continue
+            if side == "under":
+                self.rejected_under_floor += 1
                 continue
             return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
         return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
@@ -134,8 +165,10 @@ class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
     def get_state(self):
         state = super().get_state()
         state["rejected_over_budget"] = self.rejected_over_budget
+        state["rejected_under_floor"] = self.rejected_under_floor
         return state
 
     def set_state(self, state):
         super().set_state(state)
         self.rejected_over_budget = state.get("rejected_over_budget", 0)
+        self.rejected_under_floor = state.get("rejected_under_floor", 0)

@@ -67,8 +67,8 @@ def plot_pareto(rows, path) -> None:
 
 
 def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str, *,
-                  rejected_over_budget=None, finalists=None, finalist_steps=0,
-                  trial_steps=0) -> dict:
+                  rejected_over_budget=None, floor=None, rejected_under_floor=0,
+                  finalists=None, finalist_steps=0, trial_steps=0) -> dict:
     """`{prefix}_trials.json/.csv`, `{prefix}_pareto.png`, `{prefix}_best.json`.
 
     The best is the top finalist when the finalists were re-scored (`finalists.rescore`),
@@ -89,6 +89,8 @@ def write_outputs(output_dir: Path, rows: list, space, budget: dict, prefix: str
         "val_accuracy": best["val_accuracy"],
         **{k: best[k] for k in (*COSTS, LATENCY) if k in best}, "budget": budget, "trials": len(rows),
         "rejected_over_budget": rejected_over_budget, "trial_fine_tune_steps": trial_steps,
+        # Only a search with a floor (--floor-macs) says so.
+        **({"floor": floor, "rejected_under_floor": rejected_under_floor} if floor else {}),
         "retrain": (f"python training/train.py fashion_mnist --model {space.model_name} "
                     f"--model-config '{json.dumps(retrain_config)}'"),
     }

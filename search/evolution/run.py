@@ -109,6 +109,10 @@ def budget_of(args) -> dict:
                               (LATENCY, args.budget_latency_ms)) if v is not None}
 
 
+def floor_of(args) -> dict:
+    return {"binary_macs": args.floor_macs} if args.floor_macs is not None else {}
+
+
 def attach_latency_table(args, space: SearchSpace, output_dir: Path) -> None:
     """With a latency budget, the costs include LCE latency from the search directory's
     table: measured by the chief (or a single process), shared by workers."""
@@ -127,8 +131,9 @@ def search_settings(args) -> dict:
             "sample_size": args.sample_size, "mutation_rate": args.mutation_rate,
             "crossover": args.crossover, "seed": args.seed, "val_examples": args.val_examples,
             "calibration_batches": args.calibration_batches,
-            # Only when set: searches started before --trial-steps existed still resume.
-            **({"trial_steps": args.trial_steps} if args.trial_steps else {})}
+            # Only when set: searches started before these options existed still resume.
+            **({"trial_steps": args.trial_steps} if args.trial_steps else {}),
+            **({"floor": floor_of(args)} if floor_of(args) else {})}
 
 
 FINE_TUNE_LEARNING_RATE = 5e-4  # a quarter of the supernet's, decayed to 0
@@ -185,7 +190,7 @@ def run_search(args) -> dict:
     attach_latency_table(args, space, output_dir)
     budget = budget_of(args)
     oracle = AgingEvolutionOracle(  # refuses a budget that no configuration meets
-        space.choices, space.costs, budget, population_size=population,
+        space.choices, space.costs, budget, floor=floor_of(args), population_size=population,
         sample_size=args.sample_size, mutation_rate=args.mutation_rate,
         crossover=args.crossover, max_trials=args.trials, seed=args.seed)
     # Recorded once the budget is known to be feasible, so a corrected rerun is no resume.
@@ -216,6 +221,8 @@ def run_search(args) -> dict:
                                      cache_dir=Path(tuner.project_dir) / "finalists")
     results = plots.write_outputs(output_dir, rows, space, budget, project_name,
                                   rejected_over_budget=oracle.rejected_over_budget,
+                                  floor=oracle.floor,
+                                  rejected_under_floor=oracle.rejected_under_floor,
                                   finalists=rescored, finalist_steps=args.finalist_steps,
                                   trial_steps=args.trial_steps)
     results["search_seconds_this_run"] = time.perf_counter() - start
