@@ -213,6 +213,10 @@ def main(argv=None):
         parser.add_argument(f"--{strategy}", default=strategy,
                             help=f"the {strategy} search to compare (its --name): its "
                                  f"{{name}}_best.json in --search-dir (default: {strategy})")
+    parser.add_argument("--random-own-supernet", action="store_true",
+                        help="the random search scored its candidates on a supernet of its "
+                             "own (same recipe, e.g. retrained in a new --output-dir): the "
+                             "report says so")
     parser.add_argument("--repeat", type=int, default=0, metavar="N",
                         help="retrain in new runs (suffix -repeatN) rather than resume the "
                              "first: the gap to the first runs is the retraining noise")
@@ -291,7 +295,8 @@ def main(argv=None):
         "picked_by": picked_by(evolved),
         "random_search": {"name": args.random, "budget": random_best["budget"],
                           "binary_macs": random_best["binary_macs"],
-                          **({"floor": random_best["floor"]} if "floor" in random_best else {})},
+                          **({"floor": random_best["floor"]} if "floor" in random_best else {}),
+                          **({"own_supernet": True} if args.random_own_supernet else {})},
         "search": {"supernet_seconds": supernet["seconds"], "supernet_sampling": sampling,
                    "trials": evolved["trials"],
                    "rejected_over_budget": evolved["rejected_over_budget"]},

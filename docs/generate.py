@@ -123,11 +123,13 @@ def _random_differs(data) -> str | None:
     """How the random search's candidates differ from the evolution's (another budget, a
     floor: `python -m search --floor-macs`), or None: the same budget."""
     random = data.get("random_search") or {}
-    if not random or (random["budget"] == data["budget"] and "floor" not in random):
+    if not random or (random["budget"] == data["budget"]
+                      and not {"floor", "own_supernet"} & set(random)):
         return None
     floor = (f", at {budget_text(random['floor'])} or above (--floor-macs)"
              if "floor" in random else "")
-    return f"under {budget_text(random['budget'])}{floor}"
+    supernet = ", scored on its own supernet of the same recipe" if random.get("own_supernet") else ""
+    return f"under {budget_text(random['budget'])}{floor}{supernet}"
 
 
 def _evolution_table(models) -> list:
@@ -173,8 +175,8 @@ def evolution_summary_section(reports) -> list:
     budgets are the finding."""
     lines = ["## Evolutionary group search against random search and the uniform baselines: "
              "every retrained comparison",
-             "Each row is one section below: the two searches' picks (same supernet, same "
-             "number of trials) and the uniform baselines retrained from scratch with one "
+             "Each row is one section below: the two searches' picks (same supernet unless the "
+             "random cell says otherwise, same number of trials) and the uniform baselines retrained from scratch with one "
              "recipe; a difference is evolution minus the other, paired by seed, with its "
              "standard error. A report with more seeds than another of the same search took "
              "that one's seeds (evolution_targets.py --reuse) and trained the others.", "",

@@ -155,11 +155,12 @@ def test_evolution_summary_lists_a_comparison_with_the_baselines_alone():
         report["models"])
     floored = {**report, "models": [evolved, row("random-floor", [1, 16], [0.85, 0.85, 0.85], 3.7e6)],
                "random_search": {"name": "random-floor", "budget": {"binary_macs": 4e6},
-                                 "floor": {"binary_macs": 3.6e6}}}
+                                 "floor": {"binary_macs": 3.6e6}, "own_supernet": True}}
     [floored_row] = [line for line in _docs_generator().evolution_summary_section([floored])
                      if line.startswith("| evolution")]
     assert ("| 3.70, 85.00 (random-floor, under 4M binary MACs, at 3.6M binary MACs or above "
-            "(--floor-macs)) | +0.67 ± 0.33 |") in floored_row
+            "(--floor-macs), scored on its own supernet of the same recipe) | +0.67 ± 0.33 |"
+            ) in floored_row
 
 
 def test_import_after_keras3_tensorflow_explains_the_fix():
