@@ -416,6 +416,9 @@ def test_a_refused_budget_records_no_settings_so_a_corrected_rerun_starts_afresh
     with pytest.raises(SystemExit, match="error: No configuration meets the budget"):
         search_cli("--output-dir", str(out), "--budget-macs", "1")
     assert not (out / "evolution" / "settings.json").exists()
+    with pytest.raises(SystemExit, match="error: No configuration reaches the floor"):
+        search_cli("--output-dir", str(out), "--budget-macs", "4e6", "--floor-macs", "1e9")
+    assert not (out / "evolution" / "settings.json").exists()
 
 
 def test_corrupt_search_directory_is_a_clear_error(tmp_path):
