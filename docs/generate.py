@@ -113,10 +113,8 @@ def _seeds_if_some(reused: list, seeds: list) -> str:
 
 def _random_search(data) -> str:
     """Which random search the report compares with, when it is not the evolution's own budget."""
-    random = data.get("random_search")
-    if not random or _random_differs(data) is None:
-        return ""
-    return f" {random['name']}: a random search {_random_differs(data)}."
+    differs = _random_differs(data)
+    return f" {data['random_search']['name']}: a random search {differs}." if differs else ""
 
 
 def _random_differs(data) -> str | None:
@@ -195,8 +193,8 @@ def evolution_summary_section(reports) -> list:
         other = by_name.get(random.get("name", "random"))
         if len(by_name) == 1:  # the evolved network alone (a repeat run): nothing to compare
             continue
-        elsewhere = (f" ({random['name']}, {_random_differs(data)})"
-                     if _random_differs(data) else "")
+        differs = _random_differs(data)
+        elsewhere = f" ({random['name']}, {differs})" if differs else ""
         random_cells = (f"{other['binary_macs'] / 1e6:.2f}, {100 * other['top1']:.2f}{elsewhere} | "
                         f"{_pick_gap(ours, other)}" if other else "not retrained | none")
         lines.append(f"| {ours['name']}, {random.get('name', 'random')} | "

@@ -93,6 +93,9 @@ def test_candidates_under_the_floor_are_never_evaluated(tmp_path):
     assert calls and all(12 <= fake_cost(c)["binary_macs"] <= 14 for c in calls)
     assert oracle.rejected_under_floor > 0 and oracle.rejected_over_budget > 0
     assert oracle.get_state()["rejected_under_floor"] == oracle.rejected_under_floor
+    # The supernet is shared under one directory and records the budget alone: its draws
+    # ignore the floor.
+    assert min(fake_cost(c)["binary_macs"] for c in oracle.sample_within_budget(200)) < 12
 
 
 def test_supernet_draws_are_uniform_over_the_configurations_within_the_budget(tmp_path):

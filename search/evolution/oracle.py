@@ -58,28 +58,32 @@ class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
     def values_of(self, config) -> dict:
         return {gene_name(b): g for b, g in enumerate(config)}
 
+    def _over_budget(self, costs) -> bool:
+        return any(costs[k] > limit for k, limit in self.budget.items())
+
+    def _under_floor(self, costs) -> bool:
+        return any(costs[k] < least for k, least in self.floor.items())
+
     def outside_budget(self, config) -> str | None:
         """"over" the budget, "under" its floor, or None: within both."""
         costs = self.cost_fn(config)
-        if any(costs[k] > limit for k, limit in self.budget.items()):
+        if self._over_budget(costs):
             return "over"
-        if any(costs[k] < least for k, least in self.floor.items()):
+        if self._under_floor(costs):
             return "under"
         return None
 
-    def within_budget(self, config) -> bool:
-        return self.outside_budget(config) is None
-
     def sample_within_budget(self, count: int, seed: int = 0) -> list:
         """`count` uniform draws from the configurations within the budget (rejection
-        sampling), for training the supernet on the region the search explores. A budget
-        that almost nothing meets falls back to the configurations found, at least the
-        cheapest."""
+        sampling), for training the supernet on the region the search explores. The floor
+        is left out: searches under one directory share the supernet, which records its
+        budget alone. A budget that almost nothing meets falls back to the configurations
+        found, at least the cheapest."""
         rng = random.Random(f"{self.seed}-supernet-{seed}")
         found = []
         for _ in range(count * 1000):
             config = self.random_config(rng)
-            if self.within_budget(config):
+            if not self._over_budget(self.cost_fn(config)):
                 found.append(config)
                 if len(found) == count:
                     break
@@ -94,15 +98,14 @@ class AgingEvolutionOracle(KillSafeOracle, kt.Oracle):
         return [min(c) for c in self.choices]
 
     def _check_budget_is_feasible(self):
-        cheapest = self.cheapest()
-        if self.outside_budget(cheapest) == "over":
-            costs = self.cost_fn(cheapest)
+        costs = self.cost_fn(self.cheapest())
+        if self._over_budget(costs):
             raise BudgetError(
                 f"No configuration meets the budget {self.budget}: even the cheapest (all "
                 f"depthwise) costs { {k: costs[k] for k in self.budget} }. Raise the budget."
             )
         costs = self.cost_fn(self.costliest())
-        if any(costs[k] < least for k, least in self.floor.items()):
+        if self._under_floor(costs):
             raise BudgetError(
                 f"No configuration reaches the floor {self.floor}: even the costliest (fewest "
                 f"groups) costs { {k: costs[k] for k in self.floor} }. Lower the floor."
